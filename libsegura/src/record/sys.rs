@@ -1,0 +1,145 @@
+//! The thin layer of terminal and process syscalls the recorder needs. All of segura's `unsafe`
+//! outside the PAM and C ABI edges lives here, each block with its justification.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+
+/// A terminal's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// The window size of the terminal `fd`, if it is one.
+pub fn window_size(fd: BorrowedFd) -> Option<Size> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` through the pointer, which points to a live,
+    // properly aligned local of that type; `fd` is a valid open descriptor for the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0 && ws.ws_row > 0).then_some(Size {
+        cols: ws.ws_col,
+        rows: ws.ws_row,
+    })
+}
+
+/// Sets the window size of the terminal `fd` (the kernel then signals SIGWINCH inside).
+pub fn set_window_size(fd: BorrowedFd, size: Size) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ only reads one `struct winsize` from the pointer, which points to a live
+    // local of that type; `fd` is valid for the duration of the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Marks `fd` close-on-exec.
+pub fn set_cloexec(fd: BorrowedFd) -> io::Result<()> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    Ok(())
+}
+
+/// Puts `fd` in non-blocking mode (only for descriptors this process created).
+pub fn set_nonblocking(fd: BorrowedFd) -> io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// Starts `cmd` as the leader of a new session whose controlling terminal is the pty `slave`,
+/// with the slave as its stdin, stdout and stderr.
+pub fn spawn_on_pty(cmd: &mut Command, slave: &OwnedFd) -> io::Result<Child> {
+    cmd.stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave.try_clone()?));
+    // SAFETY: the closure runs in the forked child before exec and only calls the
+    // async-signal-safe functions setsid(2) and ioctl(2); it allocates nothing and touches no
+    // locks. std has already made the slave the child's fd 0.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Ends this process the way the recorded program ended: the same exit code, or the same signal
+/// (re-raised with its default action, so a parent sees the same wait status).
+pub fn exit_like(code: Option<i32>, signal: Option<i32>) -> ! {
+    if let Some(sig) = signal {
+        if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+            // SAFETY: installing SIG_DFL is always sound: no handler code runs, and this process is
+            // about to die by this signal anyway.
+            let _ = unsafe { nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl) };
+            let mut set = nix::sys::signal::SigSet::empty();
+            set.add(s);
+            let _ = set.thread_unblock();
+            let _ = nix::sys::signal::raise(s);
+        }
+        std::process::exit(128 + sig);
+    }
+    std::process::exit(code.unwrap_or(1))
+}
+
+/// Borrows a standard descriptor (0, 1, 2).
+pub fn std_fd(fd: i32) -> BorrowedFd<'static> {
+    debug_assert!((0..=2).contains(&fd));
+    // SAFETY: the standard descriptors are open for the life of the process (a closed one makes
+    // the calls using it fail with EBADF, which callers handle); nothing here closes them.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// `read(2)` that retries on EINTR.
+pub fn read(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(fd.as_fd(), buf) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Writes all of `buf` to a blocking descriptor, retrying on EINTR.
+pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd.as_fd(), buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => {
+                // A descriptor someone else made non-blocking: wait until it drains.
+                let mut fds = [nix::poll::PollFd::new(
+                    fd.as_fd(),
+                    nix::poll::PollFlags::POLLOUT,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

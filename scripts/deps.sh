@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs what building, the demo and the tests need on Debian 12 (run as root).
+# Idempotent: apt only installs what is missing.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "segura: missing Debian packages:$missing (run this as root to install them)" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "segura: cargo not found; install the Rust toolchain (rustup or Debian's cargo)" >&2
+    exit 1
+fi

@@ -1,0 +1,441 @@
+//! `segura`: record terminal sessions into the local spool and get them back out.
+
+mod policy_cmd;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use libsegura::chunk::Stream;
+use libsegura::config::Config;
+use libsegura::export::{self, Item, Timeline};
+use libsegura::identity;
+use libsegura::record::{self, RecordOptions};
+use libsegura::spool::{Mode, RecordingKind, RecordingMeta, Spool, SpoolOptions};
+use libsegura::time::rfc3339;
+
+#[derive(Parser)]
+#[command(
+    name = "segura",
+    version,
+    about = "Record terminal sessions and get them back out"
+)]
+struct Cli {
+    /// Configuration file [default: $SEGURA_CONFIG or /etc/segura/segura.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Spool database [default: $SEGURA_SPOOL or spool.path of the configuration]
+    #[arg(long, global = true, value_name = "FILE")]
+    spool: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a command (default: your shell) and record its terminal session
+    Rec {
+        /// Force pty or pipe mode [default: pty when stdin is a terminal]
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        /// The command and its arguments
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        cmd: Vec<OsString>,
+    },
+    /// List recordings, newest first
+    Ls {
+        /// One JSON array, for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a recording's output in this terminal
+    Play {
+        /// Recording id (or a unique prefix)
+        id: String,
+        /// Playback speed factor
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Longest pause kept between two outputs, in seconds
+        #[arg(long, value_name = "SECONDS")]
+        max_idle: Option<f64>,
+    },
+    /// Export a recording
+    Export {
+        /// Recording id (or a unique prefix)
+        id: String,
+        #[arg(long, value_enum, default_value = "asciicast")]
+        format: Format,
+        /// For --format raw: which stream
+        #[arg(long, value_enum, default_value = "output")]
+        stream: StreamArg,
+        /// Write to this file instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Verify recordings' hash chains and the database's integrity
+    Check {
+        /// Only this recording
+        id: Option<String>,
+    },
+    /// Show the spool: size, quota, what waits for upload
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local access rules (for standalone hosts)
+    Policy {
+        #[command(subcommand)]
+        command: policy_cmd::PolicyCmd,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Pty,
+    Pipe,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// asciicast v2 (asciinema)
+    Asciicast,
+    /// The transcript as the screen showed it
+    Text,
+    /// The commands typed, with their time offsets
+    Commands,
+    /// The commands as JSON
+    CommandsJson,
+    /// One stream's bytes, exactly as recorded
+    Raw,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StreamArg {
+    Output,
+    Input,
+    Stderr,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("segura: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn load_config(cli_config: Option<&Path>, cli_spool: Option<&Path>) -> Result<Config> {
+    let mut config = Config::load(cli_config)?;
+    if let Some(spool) = cli_spool {
+        config.spool.path = spool.to_path_buf();
+    }
+    Ok(config)
+}
+
+fn open_spool(config: &Config) -> Result<Spool> {
+    let opts = SpoolOptions::from_config(&config.spool).map_err(anyhow::Error::msg)?;
+    let path = &config.spool.path;
+    let spool = Spool::open(path, opts).with_context(|| {
+        if nix::unistd::geteuid().is_root() {
+            String::from("opening the spool")
+        } else {
+            "opening the spool (as a non-root user, point --spool or SEGURA_SPOOL at a file you may write, e.g. ~/.local/share/segura/spool.db)".to_string()
+        }
+    })?;
+    if let Some(r) = spool.recovered() {
+        eprintln!(
+            "segura: warning: the spool {} was corrupt ({}); it was moved aside to {} and a new spool was created",
+            path.display(),
+            r.reason,
+            r.moved_to.display()
+        );
+    }
+    Ok(spool)
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let needs_spool = !matches!(cli.command, Cmd::Policy { .. });
+    let config = load_config(cli.config.as_deref(), cli.spool.as_deref())?;
+    if !needs_spool {
+        let Cmd::Policy { command } = cli.command else {
+            unreachable!()
+        };
+        return policy_cmd::run(command, cli.config.as_deref(), &config);
+    }
+    let spool = open_spool(&config)?;
+    match cli.command {
+        Cmd::Rec { mode, cmd } => rec(&config, spool, mode, cmd),
+        Cmd::Ls { json } => ls(&spool, json),
+        Cmd::Play {
+            id,
+            speed,
+            max_idle,
+        } => play(&spool, &id, speed, max_idle),
+        Cmd::Export {
+            id,
+            format,
+            stream,
+            output,
+        } => export_cmd(&spool, &id, format, stream, output.as_deref()),
+        Cmd::Check { id } => check(&spool, id.as_deref()),
+        Cmd::Status { json } => status(&spool, json),
+        Cmd::Policy { .. } => unreachable!(),
+    }
+}
+
+fn rec(config: &Config, spool: Spool, mode: Option<ModeArg>, cmd: Vec<OsString>) -> Result<i32> {
+    let user = identity::current_user().context("who is recording")?;
+    let (kind, program, args) = match cmd.split_first() {
+        Some((p, a)) => (RecordingKind::Command, p.clone(), a.to_vec()),
+        None => {
+            let shell = std::env::var_os("SHELL")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| user.shell.clone().into_os_string());
+            (RecordingKind::Session, shell, Vec::new())
+        }
+    };
+    let mut opts = RecordOptions::new(program.clone(), args.clone()).with_config(&config.record);
+    opts.mode = mode.map(|m| match m {
+        ModeArg::Pty => Mode::Pty,
+        ModeArg::Pipe => Mode::Pipe,
+    });
+    let command: Vec<String> = std::iter::once(&program)
+        .chain(&args)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let meta = RecordingMeta {
+        id: uuid::Uuid::now_v7(),
+        login_id: None,
+        kind,
+        user: user.name.clone(),
+        uid: user.uid,
+        gid: user.gid,
+        group: user.group.clone(),
+        host: identity::hostname(),
+        service: None,
+        tty: nix::unistd::ttyname(libsegura::record::sys::std_fd(0))
+            .ok()
+            .map(|p| p.display().to_string()),
+        rhost: None,
+        command,
+        cwd: std::env::current_dir()
+            .ok()
+            .map(|p| p.display().to_string()),
+        term: std::env::var("TERM").ok(),
+        mode: Mode::Pty,
+        cols: 80,
+        rows: 24,
+        rule: None,
+        started_at: 0,
+        recorder_pid: 0,
+    };
+    let (outcome, _spool) = record::record(&opts, meta, spool)?;
+    outcome.exit()
+}
+
+fn state_name(s: libsegura::spool::RecordingState) -> &'static str {
+    use libsegura::spool::RecordingState::*;
+    match s {
+        Recording => "recording",
+        Ended => "ended",
+        Truncated => "truncated",
+        Interrupted => "interrupted",
+    }
+}
+
+fn ls(spool: &Spool, json: bool) -> Result<i32> {
+    let uid = nix::unistd::getuid();
+    let filter = (!uid.is_root()).then_some(uid.as_raw());
+    let rows = spool.recordings(filter)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("started_at".into(), rfc3339(r.meta.started_at).into());
+                    o.insert("ended_at".into(), r.ended_at.map(rfc3339).into());
+                    o.insert("started_at_us".into(), r.meta.started_at.into());
+                    o.insert(
+                        "exit_status".into(),
+                        exit_text(r.exit_code, r.exit_signal).into(),
+                    );
+                    o.insert("state".into(), state_name(r.state).into());
+                }
+                v
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    writeln!(
+        out,
+        "{:<36}  {:<10} {:<12} {:<8} {:<24} {:<11} {:>6} {:>10} {:>9}  COMMAND",
+        "ID", "USER", "HOST", "SERVICE", "STARTED", "STATE", "EXIT", "OUT", "IN"
+    )?;
+    for r in &rows {
+        let m = &r.meta;
+        writeln!(
+            out,
+            "{:<36}  {:<10} {:<12} {:<8} {:<24} {:<11} {:>6} {:>10} {:>9}  {}",
+            m.id,
+            m.user,
+            m.host,
+            m.service.as_deref().unwrap_or("-"),
+            &rfc3339(m.started_at)[..19],
+            state_name(r.state),
+            exit_text(r.exit_code, r.exit_signal).unwrap_or_else(|| "-".into()),
+            r.bytes_out,
+            r.bytes_in,
+            m.command.join(" ")
+        )?;
+    }
+    Ok(0)
+}
+
+fn exit_text(code: Option<i32>, signal: Option<i32>) -> Option<String> {
+    match (code, signal) {
+        (Some(c), _) => Some(c.to_string()),
+        (None, Some(s)) => Some(
+            nix::sys::signal::Signal::try_from(s)
+                .map_or_else(|_| format!("signal {s}"), |s| s.as_str().to_string()),
+        ),
+        _ => None,
+    }
+}
+
+fn play(spool: &Spool, id: &str, speed: f64, max_idle: Option<f64>) -> Result<i32> {
+    if !(speed > 0.0 && speed.is_finite()) {
+        bail!("--speed must be a positive number");
+    }
+    let tl = Timeline::load(spool, id)?;
+    let mut out = std::io::stdout().lock();
+    let mut last = 0u64;
+    for item in &tl.items {
+        let data = match &item.item {
+            Item::Output(d) | Item::Stderr(d) => d,
+            _ => continue,
+        };
+        let mut wait = item.t_us.saturating_sub(last) as f64 / 1e6 / speed;
+        if let Some(m) = max_idle {
+            wait = wait.min(m.max(0.0));
+        }
+        if wait > 0.0005 {
+            out.flush()?;
+            std::thread::sleep(std::time::Duration::from_secs_f64(wait));
+        }
+        last = item.t_us;
+        out.write_all(data)?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn export_cmd(
+    spool: &Spool,
+    id: &str,
+    format: Format,
+    stream: StreamArg,
+    output: Option<&Path>,
+) -> Result<i32> {
+    let tl = Timeline::load(spool, id)?;
+    let mut sink: Box<dyn Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match format {
+        Format::Asciicast => export::write_asciicast(&tl, &mut sink)?,
+        Format::Text => sink.write_all(export::transcript(&tl).as_bytes())?,
+        Format::Commands => {
+            for c in export::commands(&tl) {
+                writeln!(sink, "{:>10.3}s  {}", c.t_us as f64 / 1e6, c.line)?;
+            }
+        }
+        Format::CommandsJson => {
+            serde_json::to_writer_pretty(&mut sink, &export::commands(&tl))?;
+            writeln!(sink)?;
+        }
+        Format::Raw => {
+            let s = match stream {
+                StreamArg::Output => Stream::Output,
+                StreamArg::Input => Stream::Input,
+                StreamArg::Stderr => Stream::Stderr,
+            };
+            sink.write_all(&tl.raw(s))?;
+        }
+    }
+    sink.flush()?;
+    Ok(0)
+}
+
+fn check(spool: &Spool, id: Option<&str>) -> Result<i32> {
+    let problems = spool.integrity_check()?;
+    let mut bad = problems.len();
+    for p in &problems {
+        println!("database: {p}");
+    }
+    let rows = match id {
+        Some(id) => vec![spool.recording(id)?],
+        None => spool.recordings(None)?,
+    };
+    for r in &rows {
+        match Timeline::load(spool, &r.meta.id.to_string()) {
+            Ok(tl) => println!(
+                "{}: ok ({} records, state {})",
+                r.meta.id,
+                tl.items.len(),
+                state_name(r.state)
+            ),
+            Err(e) => {
+                bad += 1;
+                println!("{}: {e}", r.meta.id);
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} problem(s) found");
+    }
+    Ok(0)
+}
+
+fn status(spool: &Spool, json: bool) -> Result<i32> {
+    let s = spool.status()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(0);
+    }
+    println!("spool:            {}", s.path.display());
+    println!(
+        "size:             {} bytes of {} ({:.1}%)",
+        s.size_bytes,
+        s.max_bytes,
+        100.0 * s.size_bytes as f64 / s.max_bytes.max(1) as f64
+    );
+    println!("recordings:       {}", s.recordings);
+    println!(
+        "pending upload:   {} recording(s), {} chunk(s), {} bytes",
+        s.recordings_pending_upload, s.chunks_pending_upload, s.bytes_pending_upload
+    );
+    if let Some(t) = s.oldest_pending_started_at {
+        let age = (libsegura::time::now_us() - t).max(0) / 1_000_000;
+        println!("oldest pending:   {} ({}s ago)", rfc3339(t), age);
+    }
+    println!(
+        "audit events:     {} pending upload",
+        s.audit_events_pending_upload
+    );
+    Ok(0)
+}
