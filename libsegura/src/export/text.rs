@@ -17,7 +17,6 @@ fn new_vt(tl: &Timeline) -> avt::Vt {
     let m = &tl.row.meta;
     avt::Vt::builder()
         .size(usize::from(m.cols.max(1)), usize::from(m.rows.max(1)))
-        .scrollback_limit(usize::MAX)
         .build()
 }
 
@@ -86,29 +85,51 @@ pub fn commands(tl: &Timeline) -> Vec<CommandLine> {
         }
         return out;
     }
+    // Enter is seen on the input stream before the program echoes what was typed with it (a
+    // pasted or fast-typed line arrives whole), so each line is read when the echo of its Enter
+    // (the next newline in the output) is about to move the cursor on.
     let mut vt = new_vt(tl);
     let mut utf8 = Utf8Stream::default();
+    let mut pending: std::collections::VecDeque<u64> = Default::default();
+    let capture = |vt: &avt::Vt, t_us: u64, out: &mut Vec<CommandLine>| {
+        let row = vt.cursor().row;
+        let line = vt.view().get(row).map(|l| l.text()).unwrap_or_default();
+        let line = line.trim_end();
+        if !line.is_empty() {
+            out.push(CommandLine {
+                t_us,
+                line: line.to_string(),
+            });
+        }
+    };
     for item in &tl.items {
         match &item.item {
             Item::Output(d) => {
-                vt.feed_str(&utf8.decode(d));
+                let text = utf8.decode(d);
+                let mut rest = text.as_str();
+                while !pending.is_empty() {
+                    let Some(nl) = rest.find('\n') else { break };
+                    vt.feed_str(&rest[..nl]);
+                    if let Some(t) = pending.pop_front() {
+                        capture(&vt, t, &mut out);
+                    }
+                    vt.feed_str("\n");
+                    rest = &rest[nl + 1..];
+                }
+                vt.feed_str(rest);
             }
             Item::Event(Event::Resize { cols, rows }) => {
                 vt.resize(usize::from(*cols), usize::from(*rows));
             }
-            Item::Input(d) if d.iter().any(|&b| b == b'\r' || b == b'\n') => {
-                let row = vt.cursor().row;
-                let line = vt.view().get(row).map(|l| l.text()).unwrap_or_default();
-                let line = line.trim_end();
-                if !line.is_empty() {
-                    out.push(CommandLine {
-                        t_us: item.t_us,
-                        line: line.to_string(),
-                    });
-                }
+            Item::Input(d) => {
+                let enters = d.iter().filter(|&&b| b == b'\r' || b == b'\n').count();
+                pending.extend(std::iter::repeat_n(item.t_us, enters));
             }
             _ => {}
         }
+    }
+    for t in pending {
+        capture(&vt, t, &mut out);
     }
     out
 }

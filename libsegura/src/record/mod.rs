@@ -345,6 +345,7 @@ fn command(opts: &RecordOptions) -> Command {
     if let Some(a0) = &opts.argv0 {
         cmd.arg0(a0);
     }
+    sys::unblock_signals_on_exec(&mut cmd);
     cmd
 }
 
@@ -442,20 +443,10 @@ fn relay_pty(
     stopped: &Mutex<Option<String>>,
 ) -> Result<ExitStatus, RecordError> {
     let (stdin, stdout) = (sys::std_fd(0), sys::std_fd(1));
-    let winsize = nix::pty::Winsize {
-        ws_row: size.rows,
-        ws_col: size.cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    let pty = nix::pty::openpty(&winsize, outer).map_err(io_err("openpty"))?;
-    let (master, slave) = (pty.master, pty.slave);
-    for fd in [master.as_fd(), slave.as_fd()] {
-        sys::set_cloexec(fd).map_err(|source| RecordError::Io {
-            what: "fcntl",
-            source,
-        })?;
-    }
+    let (master, slave) = sys::open_pty(size, Some(outer)).map_err(|source| RecordError::Io {
+        what: "opening a pty",
+        source,
+    })?;
     sys::set_nonblocking(master.as_fd()).map_err(|source| RecordError::Io {
         what: "fcntl",
         source,

@@ -3,7 +3,8 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
@@ -51,6 +52,33 @@ pub fn set_window_size(fd: BorrowedFd, size: Size) -> io::Result<()> {
     }
 }
 
+/// Opens a new pty pair, both ends close-on-exec from the start (no other thread's fork can
+/// inherit them), with the given settings and size on the slave.
+pub fn open_pty(
+    size: Size,
+    settings: Option<&nix::sys::termios::Termios>,
+) -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname_r(&master)?;
+    let slave: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(&name)?
+        .into();
+    if let Some(t) = settings {
+        nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, t)?;
+    }
+    set_window_size(slave.as_fd(), size)?;
+    // SAFETY: into_raw_fd gives up PtyMaster's ownership of a valid, open descriptor; the OwnedFd
+    // is its only owner from here on.
+    let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
+    Ok((master, slave))
+}
+
 /// Marks `fd` close-on-exec.
 pub fn set_cloexec(fd: BorrowedFd) -> io::Result<()> {
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
@@ -62,6 +90,28 @@ pub fn set_nonblocking(fd: BorrowedFd) -> io::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
+}
+
+/// Makes `cmd` start with no blocked signals. The recorder blocks the signals it reads from a
+/// signalfd, and a blocked mask survives fork and exec: without this the program could not be
+/// interrupted or terminated.
+pub fn unblock_signals_on_exec(cmd: &mut Command) {
+    let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given; the pointer is to a live local.
+    let empty = unsafe {
+        libc::sigemptyset(empty.as_mut_ptr());
+        empty.assume_init()
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls sigprocmask(2),
+    // which is async-signal-safe, on a set prepared before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Starts `cmd` as the leader of a new session whose controlling terminal is the pty `slave`,
@@ -84,7 +134,13 @@ pub fn spawn_on_pty(cmd: &mut Command, slave: &OwnedFd) -> io::Result<Child> {
             Ok(())
         });
     }
-    cmd.spawn()
+    let child = cmd.spawn();
+    // The Command keeps its Stdio (our copies of the slave) until dropped or replaced; release
+    // them now, or the pty never reports the end of the session.
+    cmd.stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    child
 }
 
 /// Ends this process the way the recorded program ended: the same exit code, or the same signal

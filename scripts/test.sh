@@ -1,0 +1,12 @@
+#!/bin/sh
+# Runs every check and test of segura: formatting, lints, unit tests and the end-to-end tests
+# (real ptys, real pipes, the real asciinema client). Run as root on Debian 12; installs what it
+# needs first. CI runs exactly this (.ci/run).
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests run the built binaries: build them first.
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked
