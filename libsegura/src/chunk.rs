@@ -2,9 +2,15 @@
 //!
 //! A recording has streams (output, input, events, stderr). Each stream is cut into chunks of at
 //! most [`MAX_CHUNK_BYTES`] of payload or [`MAX_CHUNK_SPAN_US`] of time. A chunk's body is
-//! postcard-encoded ([`ChunkBody`]), then zstd-compressed into a blob. Each chunk carries a
-//! SHA-256 over the previous chunk's hash, its identity (recording, stream, seq) and its blob, so a
-//! dropped, reordered or altered chunk breaks the chain. See docs/format.md.
+//! postcard-encoded ([`ChunkBody`]) and fed to the stream's zstd compressor, which is flushed at
+//! the end of every chunk: the chunk's blob is what that flush produced. Later chunks refer back
+//! to earlier ones (the compressor keeps a 1 MiB window), which is what makes terminal text
+//! compress as well as one continuous stream, so a stream's chunks are decoded in order.
+//! Each chunk carries a SHA-256 over the previous chunk's hash, its identity (recording, stream,
+//! seq) and its blob, so a dropped, reordered or altered chunk breaks the chain. See
+//! docs/format.md.
+
+use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -193,53 +199,185 @@ pub fn chain_hash(
     h.finalize().into()
 }
 
-/// Encodes, compresses and chains a body.
-pub fn seal(body: &ChunkBody, prev: &[u8; 32], level: i32) -> Result<SealedChunk, ChunkError> {
-    let stream = Stream::from_u8(body.stream)?;
-    let encoded = postcard::to_stdvec(body).map_err(|e| ChunkError::Decode {
-        stream,
-        seq: body.seq,
-        detail: e.to_string(),
-    })?;
-    let blob = zstd::bulk::compress(&encoded, level).map_err(|e| ChunkError::Decompress {
-        stream,
-        seq: body.seq,
-        detail: e.to_string(),
-    })?;
-    let last_us = body
-        .timed_records()
-        .last()
-        .map_or(body.first_us, |(t, _)| t);
-    let hash = chain_hash(prev, body.recording, stream, body.seq, &blob);
-    Ok(SealedChunk {
-        recording: body.recording,
-        stream,
-        seq: body.seq,
-        first_us: body.first_us,
-        last_us,
-        raw_len: body.payload_len() as u64,
-        blob,
-        hash,
-    })
+/// The zstd window: how far back a chunk may refer (and what a decoder must keep).
+const WINDOW_LOG: u32 = 20;
+/// Level used while the stream does not compress (random data, already-compressed output):
+/// higher levels gain nothing there and cost several times the CPU.
+const FAST_LEVEL: i32 = 1;
+
+/// Compresses and chains the chunks of one stream, in order.
+///
+/// The level adapts: while chunks shrink to less than 40% the configured level is used; once a
+/// chunk stays above 50% the stream switches to level 1 until the data compresses again. A
+/// switch ends the zstd frame with the current chunk, so decoders see ordinary concatenated
+/// frames.
+pub struct ChunkEncoder {
+    recording: Uuid,
+    stream: Stream,
+    level: i32,
+    current: i32,
+    zstd: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
+    prev: [u8; 32],
+    next_seq: u64,
 }
 
-impl SealedChunk {
-    /// Decompresses and decodes the body, checking it belongs where the chunk says.
-    pub fn open(&self) -> Result<ChunkBody, ChunkError> {
-        let (stream, seq) = (self.stream, self.seq);
-        let encoded = zstd::bulk::decompress(&self.blob, MAX_BODY_BYTES).map_err(|e| {
-            ChunkError::Decompress {
-                stream,
-                seq,
-                detail: e.to_string(),
-            }
+impl ChunkEncoder {
+    pub fn new(recording: Uuid, stream: Stream, level: i32) -> ChunkEncoder {
+        ChunkEncoder {
+            recording,
+            stream,
+            level,
+            current: level,
+            zstd: None,
+            prev: chain_start(recording, stream),
+            next_seq: 0,
+        }
+    }
+
+    fn compressor(
+        &mut self,
+    ) -> std::io::Result<&mut zstd::stream::write::Encoder<'static, Vec<u8>>> {
+        if self.zstd.is_none() {
+            let mut e = zstd::stream::write::Encoder::new(Vec::new(), self.current)?;
+            e.window_log(WINDOW_LOG)?;
+            e.include_checksum(false)?;
+            e.include_contentsize(false)?;
+            e.include_dictid(false)?;
+            self.zstd = Some(e);
+        }
+        Ok(self.zstd.as_mut().expect("set above"))
+    }
+
+    /// Seals the next chunk of the stream: `records` starting at `first_us`.
+    pub fn seal(&mut self, first_us: u64, records: Vec<Record>) -> Result<SealedChunk, ChunkError> {
+        let (stream, seq) = (self.stream, self.next_seq);
+        let body = ChunkBody {
+            recording: self.recording,
+            stream: stream as u8,
+            seq,
+            first_us,
+            records,
+        };
+        let encoded = postcard::to_stdvec(&body).map_err(|e| ChunkError::Decode {
+            stream,
+            seq,
+            detail: e.to_string(),
         })?;
+        let zerr = |e: std::io::Error| ChunkError::Decompress {
+            stream,
+            seq,
+            detail: e.to_string(),
+        };
+        let z = self.compressor().map_err(zerr)?;
+        z.write_all(&encoded).map_err(zerr)?;
+        z.flush().map_err(zerr)?;
+        let mut blob = std::mem::take(z.get_mut());
+        let ratio = blob.len() as f64 / encoded.len().max(1) as f64;
+        let wanted = if ratio > 0.5 {
+            FAST_LEVEL
+        } else if ratio < 0.4 {
+            self.level
+        } else {
+            self.current
+        };
+        if wanted != self.current {
+            // End the frame with this chunk; the next chunk starts a frame at the new level.
+            if let Some(z) = self.zstd.take() {
+                blob.extend_from_slice(&z.finish().map_err(zerr)?);
+            }
+            self.current = wanted;
+        }
+        let last_us = body.timed_records().last().map_or(first_us, |(t, _)| t);
+        let hash = chain_hash(&self.prev, self.recording, stream, seq, &blob);
+        self.prev = hash;
+        self.next_seq += 1;
+        Ok(SealedChunk {
+            recording: self.recording,
+            stream,
+            seq,
+            first_us,
+            last_us,
+            raw_len: body.payload_len() as u64,
+            blob,
+            hash,
+        })
+    }
+}
+
+/// A `Write` that refuses to hold more than `cap` bytes (against decompression bombs).
+struct Capped {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.cap {
+            return Err(std::io::Error::other(
+                "chunk decompresses to more than its limit",
+            ));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Verifies and decodes the chunks of one stream, in order (seq 0, 1, 2…).
+pub struct ChunkDecoder {
+    recording: Uuid,
+    stream: Stream,
+    zstd: zstd::stream::write::Decoder<'static, Capped>,
+    prev: [u8; 32],
+    next_seq: u64,
+}
+
+impl ChunkDecoder {
+    pub fn new(recording: Uuid, stream: Stream) -> Result<ChunkDecoder, ChunkError> {
+        let zerr = |e: std::io::Error| ChunkError::Decompress {
+            stream,
+            seq: 0,
+            detail: e.to_string(),
+        };
+        let mut zstd = zstd::stream::write::Decoder::new(Capped {
+            buf: Vec::new(),
+            cap: MAX_BODY_BYTES,
+        })
+        .map_err(zerr)?;
+        zstd.window_log_max(WINDOW_LOG + 1).map_err(zerr)?;
+        Ok(ChunkDecoder {
+            recording,
+            stream,
+            zstd,
+            prev: chain_start(recording, stream),
+            next_seq: 0,
+        })
+    }
+
+    /// Checks the chunk's place in the chain and decodes it.
+    pub fn open(&mut self, c: &SealedChunk) -> Result<ChunkBody, ChunkError> {
+        let (stream, seq) = (self.stream, self.next_seq);
+        if c.recording != self.recording || c.stream != stream || c.seq != seq {
+            return Err(ChunkError::Chain { stream, seq });
+        }
+        c.verify(&self.prev)?;
+        let zerr = |e: std::io::Error| ChunkError::Decompress {
+            stream,
+            seq,
+            detail: e.to_string(),
+        };
+        self.zstd.get_mut().buf.clear();
+        self.zstd.write_all(&c.blob).map_err(zerr)?;
+        self.zstd.flush().map_err(zerr)?;
+        let encoded = std::mem::take(&mut self.zstd.get_mut().buf);
         let body: ChunkBody = postcard::from_bytes(&encoded).map_err(|e| ChunkError::Decode {
             stream,
             seq,
             detail: e.to_string(),
         })?;
-        if body.recording != self.recording || body.stream != stream as u8 || body.seq != seq {
+        if body.recording != c.recording || body.stream != stream as u8 || body.seq != seq {
             return Err(ChunkError::Mismatch {
                 stream,
                 seq,
@@ -248,9 +386,13 @@ impl SealedChunk {
                 body_seq: body.seq,
             });
         }
+        self.prev = c.hash;
+        self.next_seq += 1;
         Ok(body)
     }
+}
 
+impl SealedChunk {
     /// Checks this chunk's hash given the previous chunk's (or [`chain_start`]).
     pub fn verify(&self, prev: &[u8; 32]) -> Result<(), ChunkError> {
         if chain_hash(prev, self.recording, self.stream, self.seq, &self.blob) == self.hash {
@@ -287,43 +429,48 @@ pub fn verify_stream(chunks: &[SealedChunk]) -> Result<(), ChunkError> {
 mod tests {
     use super::*;
 
-    fn body(seq: u64, data: &[&[u8]]) -> ChunkBody {
-        ChunkBody {
-            recording: Uuid::from_u128(7),
-            stream: Stream::Output as u8,
-            seq,
-            first_us: 1000 * seq,
-            records: data
-                .iter()
-                .enumerate()
-                .map(|(i, d)| Record {
-                    delay_us: i as u64 * 10,
-                    data: d.to_vec(),
-                })
-                .collect(),
-        }
+    fn recs(data: &[&[u8]]) -> Vec<Record> {
+        data.iter()
+            .enumerate()
+            .map(|(i, d)| Record {
+                delay_us: i as u64 * 10,
+                data: d.to_vec(),
+            })
+            .collect()
+    }
+
+    fn encode(n: u64, data: &[&[u8]]) -> Vec<SealedChunk> {
+        let mut enc = ChunkEncoder::new(Uuid::from_u128(7), Stream::Output, 3);
+        (0..n)
+            .map(|seq| enc.seal(1000 * seq, recs(data)).unwrap())
+            .collect()
+    }
+
+    fn decode(chunks: &[SealedChunk]) -> Result<Vec<ChunkBody>, ChunkError> {
+        let mut dec = ChunkDecoder::new(Uuid::from_u128(7), Stream::Output).unwrap();
+        chunks.iter().map(|c| dec.open(c)).collect()
     }
 
     #[test]
     fn round_trip_and_chain() {
-        let id = Uuid::from_u128(7);
-        let mut prev = chain_start(id, Stream::Output);
-        let mut chunks = Vec::new();
-        for seq in 0..3 {
-            let b = body(seq, &[b"hello", &[0xff, 0x00, 0xc3], b"world"]);
-            let c = seal(&b, &prev, 3).unwrap();
-            assert_eq!(c.open().unwrap(), b);
+        let chunks = encode(3, &[b"hello", &[0xff, 0x00, 0xc3], b"world"]);
+        let bodies = decode(&chunks).unwrap();
+        for (seq, (c, b)) in chunks.iter().zip(&bodies).enumerate() {
+            assert_eq!(b.seq, seq as u64);
+            assert_eq!(b.records, recs(&[b"hello", &[0xff, 0x00, 0xc3], b"world"]));
             assert_eq!(c.raw_len, 13);
-            assert_eq!(c.last_us, 1000 * seq + 30);
-            prev = c.hash;
-            chunks.push(c);
+            assert_eq!(c.last_us, 1000 * seq as u64 + 30);
         }
         verify_stream(&chunks).unwrap();
 
         let mut altered = chunks.clone();
-        altered[1].blob[5] ^= 1;
+        altered[1].blob[2] ^= 1;
         assert!(matches!(
             verify_stream(&altered),
+            Err(ChunkError::Chain { seq: 1, .. })
+        ));
+        assert!(matches!(
+            decode(&altered),
             Err(ChunkError::Chain { seq: 1, .. })
         ));
         let mut dropped = chunks.clone();
@@ -332,32 +479,71 @@ mod tests {
             verify_stream(&dropped),
             Err(ChunkError::Chain { seq: 1, .. })
         ));
+        assert!(decode(&dropped).is_err());
         let mut swapped = chunks.clone();
         swapped.swap(0, 1);
         assert!(verify_stream(&swapped).is_err());
     }
 
     #[test]
+    fn later_chunks_refer_to_earlier_ones_and_the_level_adapts() {
+        // Text repeats across chunks: the second chunk is tiny because it refers to the first.
+        let line = b"2026-11-27T10:00:00Z host1 sshd[123]: connection accepted from 10.0.0.1\r\n";
+        let text: Vec<u8> = line.iter().copied().cycle().take(60_000).collect();
+        let chunks = encode(2, &[&text]);
+        assert!(chunks[1].blob.len() < 200, "{}", chunks[1].blob.len());
+        // Random bytes switch the stream to the fast level, then text brings it back.
+        let mut enc = ChunkEncoder::new(Uuid::from_u128(7), Stream::Output, 7);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..60_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut all = Vec::new();
+        for (seq, data) in [&noise, &noise, &text, &text].into_iter().enumerate() {
+            all.push(enc.seal(seq as u64, recs(&[data])).unwrap());
+            if seq == 0 {
+                assert_eq!(enc.current, FAST_LEVEL);
+            }
+        }
+        assert_eq!(enc.current, 7);
+        let bodies = decode(&all).unwrap();
+        assert_eq!(bodies[3].records[0].data, text);
+        assert_eq!(bodies[1].records[0].data, noise);
+    }
+
+    #[test]
     fn hostile_blobs_are_errors_not_panics() {
-        let c = seal(&body(0, &[b"x"]), &[0; 32], 3).unwrap();
+        let c = encode(1, &[b"x"]).remove(0);
         for blob in [vec![], vec![0u8; 10], b"\x28\xb5\x2f\xfd garbage".to_vec()] {
-            let bad = SealedChunk { blob, ..c.clone() };
-            assert!(bad.open().is_err());
+            let mut bad = SealedChunk { blob, ..c.clone() };
+            bad.hash = chain_hash(
+                &chain_start(bad.recording, bad.stream),
+                bad.recording,
+                bad.stream,
+                0,
+                &bad.blob,
+            );
+            assert!(decode(&[bad]).is_err());
         }
         // A zstd bomb: 100 MiB of zeros compresses to a few KiB but must be refused.
         let bomb = zstd::bulk::compress(&vec![0u8; 100 << 20], 3).unwrap();
-        let bad = SealedChunk {
+        let mut bad = SealedChunk {
             blob: bomb,
             ..c.clone()
         };
-        assert!(matches!(bad.open(), Err(ChunkError::Decompress { .. })));
-        // A valid body claiming another place.
-        let other = seal(&body(5, &[b"x"]), &[0; 32], 3).unwrap();
-        let bad = SealedChunk {
-            blob: other.blob,
-            ..c
-        };
-        assert!(matches!(bad.open(), Err(ChunkError::Mismatch { .. })));
+        bad.hash = chain_hash(
+            &chain_start(bad.recording, bad.stream),
+            bad.recording,
+            bad.stream,
+            0,
+            &bad.blob,
+        );
+        assert!(matches!(decode(&[bad]), Err(ChunkError::Decompress { .. })));
     }
 
     #[test]

@@ -255,7 +255,8 @@ CREATE TABLE logins (
     uploaded_at INTEGER
 );
 CREATE TABLE recordings (
-    id TEXT PRIMARY KEY,
+    num INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     login_id TEXT,
     kind TEXT NOT NULL,
     user TEXT NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, group_name TEXT NOT NULL,
@@ -271,18 +272,20 @@ CREATE TABLE recordings (
 );
 CREATE INDEX recordings_login ON recordings(login_id);
 CREATE INDEX recordings_uid ON recordings(uid);
+-- Small columns first, the blob last: SQLite reads a row's columns in order, and the blob
+-- spills into overflow pages. Chunks refer to recordings by number to keep rows small.
 CREATE TABLE chunks (
-    recording_id TEXT NOT NULL,
+    id INTEGER PRIMARY KEY,
+    rec INTEGER NOT NULL REFERENCES recordings(num),
     stream INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     first_us INTEGER NOT NULL, last_us INTEGER NOT NULL,
     raw_len INTEGER NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0,
     hash BLOB NOT NULL,
     data BLOB NOT NULL,
-    acked INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (recording_id, stream, seq)
+    UNIQUE (rec, stream, seq)
 );
-CREATE INDEX chunks_pending ON chunks(acked, recording_id);
 CREATE TABLE audit_events (
     id TEXT PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -488,13 +491,17 @@ impl Spool {
         }
         let id = c.recording.to_string();
         let tx = self.conn.unchecked_transaction().map_err(|e| self.sql(e))?;
+        let num: i64 = tx
+            .prepare_cached("SELECT num FROM recordings WHERE id = ?1")
+            .and_then(|mut st| st.query_row([&id], |r| r.get(0)))
+            .map_err(|e| self.sql(e))?;
         tx.prepare_cached(
-            "INSERT INTO chunks (recording_id, stream, seq, first_us, last_us, raw_len, hash, data)
+            "INSERT INTO chunks (rec, stream, seq, first_us, last_us, raw_len, hash, data)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut st| {
             st.execute(params![
-                id,
+                num,
                 c.stream as u8,
                 c.seq as i64,
                 c.first_us as i64,
@@ -512,9 +519,9 @@ impl Spool {
         };
         if let Some(col) = column {
             tx.prepare_cached(&format!(
-                "UPDATE recordings SET {col} = {col} + ?1 WHERE id = ?2"
+                "UPDATE recordings SET {col} = {col} + ?1 WHERE num = ?2"
             ))
-            .and_then(|mut st| st.execute(params![c.raw_len as i64, id]))
+            .and_then(|mut st| st.execute(params![c.raw_len as i64, num]))
             .map_err(|e| self.sql(e))?;
         }
         tx.commit().map_err(|e| self.sql(e))
@@ -583,10 +590,10 @@ impl Spool {
                 r.service, r.tty, r.rhost, r.command, r.cwd, r.term, r.mode, r.cols, r.rows,
                 r.rule, r.started_at, r.recorder_pid, r.recorder_start, r.ended_at, r.exit_code,
                 r.exit_signal, r.bytes_out, r.bytes_in, r.state, r.note,
-                (SELECT count(*) FROM chunks c WHERE c.recording_id = r.id),
-                (SELECT count(*) FROM chunks c WHERE c.recording_id = r.id AND c.acked = 0),
+                (SELECT count(*) FROM chunks c WHERE c.rec = r.num),
+                (SELECT count(*) FROM chunks c WHERE c.rec = r.num AND c.acked = 0),
                 (SELECT coalesce(sum(length(c.data)), 0) FROM chunks c
-                    WHERE c.recording_id = r.id AND c.acked = 0)
+                    WHERE c.rec = r.num AND c.acked = 0)
              FROM recordings r {tail}"
         );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
@@ -611,7 +618,8 @@ impl Spool {
             .conn
             .prepare_cached(
                 "SELECT seq, first_us, last_us, raw_len, hash, data FROM chunks
-                 WHERE recording_id = ?1 AND stream = ?2 ORDER BY seq",
+                 WHERE rec = (SELECT num FROM recordings WHERE id = ?1) AND stream = ?2
+                 ORDER BY seq",
             )
             .map_err(|e| self.sql(e))?;
         let rows = st
@@ -680,12 +688,12 @@ impl Spool {
             self.conn
                 .query_row(
                     "SELECT (SELECT count(*) FROM recordings),
-                        (SELECT count(DISTINCT recording_id) FROM chunks WHERE acked = 0),
+                        (SELECT count(DISTINCT rec) FROM chunks WHERE acked = 0),
                         (SELECT count(*) FROM chunks WHERE acked = 0),
                         (SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE acked = 0),
                         (SELECT min(r.started_at) FROM recordings r
                             WHERE EXISTS (SELECT 1 FROM chunks c
-                                WHERE c.recording_id = r.id AND c.acked = 0))",
+                                WHERE c.rec = r.num AND c.acked = 0))",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
@@ -840,7 +848,7 @@ fn move_aside(path: &Path) -> Result<PathBuf, SpoolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunk::{chain_start, seal, ChunkBody, Record};
+    use crate::chunk::{ChunkEncoder, Record};
     use std::os::unix::fs::PermissionsExt;
 
     fn meta(id: Uuid) -> RecordingMeta {
@@ -868,15 +876,8 @@ mod tests {
         }
     }
 
-    fn chunk(id: Uuid, seq: u64, prev: &[u8; 32], data: Vec<u8>) -> SealedChunk {
-        let body = ChunkBody {
-            recording: id,
-            stream: 0,
-            seq,
-            first_us: seq,
-            records: vec![Record { delay_us: 0, data }],
-        };
-        seal(&body, prev, 3).unwrap()
+    fn chunk(enc: &mut ChunkEncoder, data: Vec<u8>) -> SealedChunk {
+        enc.seal(0, vec![Record { delay_us: 0, data }]).unwrap()
     }
 
     #[test]
@@ -891,7 +892,10 @@ mod tests {
 
         let id = Uuid::now_v7();
         spool.begin_recording(&meta(id)).unwrap();
-        let c0 = chunk(id, 0, &chain_start(id, Stream::Output), b"hello".to_vec());
+        let c0 = chunk(
+            &mut ChunkEncoder::new(id, Stream::Output, 3),
+            b"hello".to_vec(),
+        );
         spool.append_chunk(&c0).unwrap();
         let row = spool.recording(&id.to_string()[..8]).unwrap();
         assert_eq!(row.state, RecordingState::Recording);
@@ -940,18 +944,15 @@ mod tests {
         let spool = Spool::open(&dir.path().join("s.db"), opts).unwrap();
         let id = Uuid::now_v7();
         spool.begin_recording(&meta(id)).unwrap();
-        let mut prev = chain_start(id, Stream::Output);
-        let mut stored = 0;
+        let mut enc = ChunkEncoder::new(id, Stream::Output, 3);
+        let mut stored = 0u32;
         let err = loop {
+            // Data that does not repeat, so each chunk really takes room.
             let data: Vec<u8> = (0..60_000u32)
-                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .map(|i| ((i + 60_000 * stored).wrapping_mul(2654435761) >> 13) as u8)
                 .collect();
-            let c = chunk(id, stored, &prev, data);
-            match spool.append_chunk(&c) {
-                Ok(()) => {
-                    prev = c.hash;
-                    stored += 1;
-                }
+            match spool.append_chunk(&chunk(&mut enc, data)) {
+                Ok(()) => stored += 1,
                 Err(e) => break e,
             }
         };

@@ -238,7 +238,9 @@ fn rec(config: &Config, spool: Spool, mode: Option<ModeArg>, cmd: Vec<OsString>)
         started_at: 0,
         recorder_pid: 0,
     };
-    let (outcome, _spool) = record::record(&opts, meta, spool)?;
+    let (outcome, spool) = record::record(&opts, meta, spool)?;
+    // Close the spool (SQLite folds and removes its -wal file) before exiting like the program.
+    drop(spool);
     outcome.exit()
 }
 

@@ -231,7 +231,8 @@ fn an_altered_chunk_is_detected_not_exported() {
     let db = rusqlite::Connection::open(&env.spool).unwrap();
     let n = db
         .execute(
-            "DELETE FROM chunks WHERE recording_id = ?1 AND stream = 0 AND seq = 1",
+            "DELETE FROM chunks WHERE stream = 0 AND seq = 1
+             AND rec = (SELECT num FROM recordings WHERE id = ?1)",
             [&id2],
         )
         .unwrap();

@@ -61,11 +61,11 @@ impl Timeline {
             (Stream::Stderr, 3),
         ] {
             let chunks = spool.chunks(id, stream)?;
-            chunk::verify_stream(&chunks).map_err(|source| ExportError::Chunk { id, source })?;
+            let err = |source| ExportError::Chunk { id, source };
+            chunk::verify_stream(&chunks).map_err(err)?;
+            let mut decoder = chunk::ChunkDecoder::new(id, stream).map_err(err)?;
             for c in &chunks {
-                let body = c
-                    .open()
-                    .map_err(|source| ExportError::Chunk { id, source })?;
+                let body = decoder.open(c).map_err(err)?;
                 for (t, data) in body.timed_records() {
                     let item = match stream {
                         Stream::Output => Item::Output(data.to_vec()),

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::chunk::{self, ChunkBody, Record, Stream, MAX_CHUNK_BYTES, MAX_CHUNK_SPAN_US};
+use crate::chunk::{self, ChunkEncoder, Record, Stream, MAX_CHUNK_BYTES, MAX_CHUNK_SPAN_US};
 use crate::spool::{RecordingEnd, RecordingMeta, Spool, SpoolError};
 
 /// Where sealed chunks go.
@@ -36,10 +36,8 @@ struct Open {
 pub struct ChunkWriter<S: Sink> {
     sink: S,
     id: Uuid,
-    level: i32,
     open: [Option<Open>; 4],
-    seq: [u64; 4],
-    prev: [[u8; 32]; 4],
+    encoders: [ChunkEncoder; 4],
     /// Why recording stopped early, once it has.
     stopped: Option<String>,
 }
@@ -52,10 +50,8 @@ impl<S: Sink> ChunkWriter<S> {
         Ok(ChunkWriter {
             sink,
             id,
-            level,
             open: [None, None, None, None],
-            seq: [0; 4],
-            prev: Stream::ALL.map(|s| chunk::chain_start(id, s)),
+            encoders: Stream::ALL.map(|s| ChunkEncoder::new(id, s, level)),
             stopped: None,
         })
     }
@@ -137,27 +133,12 @@ impl<S: Sink> ChunkWriter<S> {
         if self.stopped.is_some() {
             return;
         }
-        let body = ChunkBody {
-            recording: self.id,
-            stream: stream as u8,
-            seq: self.seq[i],
-            first_us: o.first_us,
-            records: o.records,
-        };
-        let result = chunk::seal(&body, &self.prev[i], self.level)
+        let result = self.encoders[i]
+            .seal(o.first_us, o.records)
             .map_err(|e| e.to_string())
-            .and_then(|sealed| {
-                self.sink
-                    .chunk(&sealed)
-                    .map(|()| sealed.hash)
-                    .map_err(|e| e.to_string())
-            });
-        match result {
-            Ok(hash) => {
-                self.prev[i] = hash;
-                self.seq[i] += 1;
-            }
-            Err(e) => self.stopped = Some(e),
+            .and_then(|sealed| self.sink.chunk(&sealed).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            self.stopped = Some(e);
         }
     }
 
@@ -175,7 +156,7 @@ impl<S: Sink> ChunkWriter<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunk::{verify_stream, SealedChunk};
+    use crate::chunk::{verify_stream, ChunkDecoder, SealedChunk};
     use crate::spool::{Mode, RecordingKind};
 
     #[derive(Default)]
@@ -234,8 +215,9 @@ mod tests {
     fn output(chunks: &[SealedChunk]) -> (Vec<u8>, Vec<u64>) {
         let mut data = Vec::new();
         let mut times = Vec::new();
+        let mut dec = ChunkDecoder::new(Uuid::from_u128(1), Stream::Output).unwrap();
         for c in chunks {
-            for (t, d) in c.open().unwrap().timed_records() {
+            for (t, d) in dec.open(c).unwrap().timed_records() {
                 data.extend_from_slice(d);
                 times.push(t);
             }
