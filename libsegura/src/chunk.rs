@@ -16,14 +16,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Largest payload (bytes of data in records) of one chunk.
-pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
+/// The size a chunk is cut to, as stored (compressed): the writer sizes each chunk's payload
+/// from the stream's recent compression ratio so that its blob comes out at about this size.
+pub const TARGET_CHUNK_BYTES: usize = 64 * 1024;
+/// Smallest payload target (for output that does not compress: blob ≈ payload ≤ 64 KiB).
+pub const MIN_CHUNK_PAYLOAD: usize = 60 * 1024;
+/// Largest payload (bytes of data in records) of one chunk, however well it compresses.
+pub const MAX_CHUNK_PAYLOAD: usize = 1024 * 1024;
 /// Longest time one chunk spans, from its first record to its last, in microseconds.
 pub const MAX_CHUNK_SPAN_US: u64 = 1_000_000;
 /// Version of the body encoding, bound into the hash chain.
 pub const FORMAT_VERSION: u8 = 1;
 /// Largest decompressed body accepted (payload plus framing), against hostile blobs.
-const MAX_BODY_BYTES: usize = 4 * MAX_CHUNK_BYTES;
+const MAX_BODY_BYTES: usize = 8 * MAX_CHUNK_PAYLOAD;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {
@@ -156,6 +161,65 @@ impl ChunkBody {
     }
 }
 
+/// How a body is laid out before compression: this postcard header, then the records' data
+/// back to back.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    recording: Uuid,
+    stream: u8,
+    seq: u64,
+    first_us: u64,
+    /// (delay_us, length) of each record.
+    records: Vec<(u64, u32)>,
+}
+
+impl Header {
+    fn of(body: &ChunkBody) -> Header {
+        Header {
+            recording: body.recording,
+            stream: body.stream,
+            seq: body.seq,
+            first_us: body.first_us,
+            records: body
+                .records
+                .iter()
+                .map(|r| (r.delay_us, r.data.len() as u32))
+                .collect(),
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<ChunkBody, String> {
+        let (h, mut data) =
+            postcard::take_from_bytes::<Header>(bytes).map_err(|e| e.to_string())?;
+        let total: u64 = h.records.iter().map(|&(_, n)| u64::from(n)).sum();
+        if total != data.len() as u64 {
+            return Err(format!(
+                "records say {total} bytes of data, the chunk has {}",
+                data.len()
+            ));
+        }
+        let records = h
+            .records
+            .iter()
+            .map(|&(delay_us, n)| {
+                let (d, rest) = data.split_at(n as usize);
+                data = rest;
+                Record {
+                    delay_us,
+                    data: d.to_vec(),
+                }
+            })
+            .collect();
+        Ok(ChunkBody {
+            recording: h.recording,
+            stream: h.stream,
+            seq: h.seq,
+            first_us: h.first_us,
+            records,
+        })
+    }
+}
+
 /// A chunk as stored and sent: compressed body plus its place in the hash chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedChunk {
@@ -219,9 +283,18 @@ pub struct ChunkEncoder {
     zstd: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
     prev: [u8; 32],
     next_seq: u64,
+    /// Stored bytes per payload byte of the last chunk.
+    ratio: f64,
 }
 
 impl ChunkEncoder {
+    /// How much payload the next chunk should take so that it is stored in about
+    /// [`TARGET_CHUNK_BYTES`] (between [`MIN_CHUNK_PAYLOAD`] and [`MAX_CHUNK_PAYLOAD`]).
+    pub fn payload_target(&self) -> usize {
+        let target = 0.95 * TARGET_CHUNK_BYTES as f64 / self.ratio.max(1e-3);
+        (target as usize).clamp(MIN_CHUNK_PAYLOAD, MAX_CHUNK_PAYLOAD)
+    }
+
     pub fn new(recording: Uuid, stream: Stream, level: i32) -> ChunkEncoder {
         ChunkEncoder {
             recording,
@@ -231,6 +304,7 @@ impl ChunkEncoder {
             zstd: None,
             prev: chain_start(recording, stream),
             next_seq: 0,
+            ratio: 1.0,
         }
     }
 
@@ -258,7 +332,7 @@ impl ChunkEncoder {
             first_us,
             records,
         };
-        let encoded = postcard::to_stdvec(&body).map_err(|e| ChunkError::Decode {
+        let header = postcard::to_stdvec(&Header::of(&body)).map_err(|e| ChunkError::Decode {
             stream,
             seq,
             detail: e.to_string(),
@@ -268,11 +342,18 @@ impl ChunkEncoder {
             seq,
             detail: e.to_string(),
         };
+        // Two flushes: the header, then the data alone, so the data's zstd block is not mixed
+        // with binary framing (which costs about 1% on text that is already hard to compress).
         let z = self.compressor().map_err(zerr)?;
-        z.write_all(&encoded).map_err(zerr)?;
+        z.write_all(&header).map_err(zerr)?;
+        z.flush().map_err(zerr)?;
+        for r in &body.records {
+            z.write_all(&r.data).map_err(zerr)?;
+        }
         z.flush().map_err(zerr)?;
         let mut blob = std::mem::take(z.get_mut());
-        let ratio = blob.len() as f64 / encoded.len().max(1) as f64;
+        let ratio = blob.len() as f64 / (header.len() + body.payload_len()).max(1) as f64;
+        self.ratio = ratio;
         let wanted = if ratio > 0.5 {
             FAST_LEVEL
         } else if ratio < 0.4 {
@@ -372,10 +453,10 @@ impl ChunkDecoder {
         self.zstd.write_all(&c.blob).map_err(zerr)?;
         self.zstd.flush().map_err(zerr)?;
         let encoded = std::mem::take(&mut self.zstd.get_mut().buf);
-        let body: ChunkBody = postcard::from_bytes(&encoded).map_err(|e| ChunkError::Decode {
+        let body = Header::decode(&encoded).map_err(|detail| ChunkError::Decode {
             stream,
             seq,
-            detail: e.to_string(),
+            detail,
         })?;
         if body.recording != c.recording || body.stream != stream as u8 || body.seq != seq {
             return Err(ChunkError::Mismatch {

@@ -100,7 +100,8 @@ pub struct RecordConfig {
     /// Also record what is typed while the terminal does not echo (passwords). Off by default:
     /// a marker is stored instead.
     pub hidden_input: bool,
-    /// zstd level for chunks (1 fastest .. 19 smallest).
+    /// zstd level for chunks that compress (1 fastest .. 22 smallest); output that does not
+    /// compress is stored at level 1 whatever this says.
     pub compression_level: i32,
 }
 
@@ -110,7 +111,7 @@ impl Default for RecordConfig {
             notice: None,
             input: true,
             hidden_input: false,
-            compression_level: 3,
+            compression_level: 8,
         }
     }
 }

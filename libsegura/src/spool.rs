@@ -253,7 +253,7 @@ CREATE TABLE logins (
     state TEXT NOT NULL,
     opened_at INTEGER NOT NULL, attached_at INTEGER, ended_at INTEGER,
     uploaded_at INTEGER
-);
+) WITHOUT ROWID;
 CREATE TABLE recordings (
     num INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -270,10 +270,9 @@ CREATE TABLE recordings (
     recorder_pid INTEGER NOT NULL, recorder_start INTEGER,
     uploaded_at INTEGER
 );
-CREATE INDEX recordings_login ON recordings(login_id);
-CREATE INDEX recordings_uid ON recordings(uid);
 -- Small columns first, the blob last: SQLite reads a row's columns in order, and the blob
--- spills into overflow pages. Chunks refer to recordings by number to keep rows small.
+-- spills into overflow pages. The key is (rec << 34) | (stream << 32) | seq: unique per
+-- (recording, stream, seq) and in that order, with no separate index to store.
 CREATE TABLE chunks (
     id INTEGER PRIMARY KEY,
     rec INTEGER NOT NULL REFERENCES recordings(num),
@@ -283,8 +282,7 @@ CREATE TABLE chunks (
     raw_len INTEGER NOT NULL,
     acked INTEGER NOT NULL DEFAULT 0,
     hash BLOB NOT NULL,
-    data BLOB NOT NULL,
-    UNIQUE (rec, stream, seq)
+    data BLOB NOT NULL
 );
 CREATE TABLE audit_events (
     id TEXT PRIMARY KEY,
@@ -294,8 +292,8 @@ CREATE TABLE audit_events (
     host TEXT NOT NULL,
     body TEXT NOT NULL,
     uploaded_at INTEGER
-);
-CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+) WITHOUT ROWID;
+CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 ";
 
 fn is_corruption(e: &rusqlite::Error) -> bool {
@@ -480,6 +478,13 @@ impl Spool {
 
     /// Stores one chunk in its own transaction, enforcing the quota.
     pub fn append_chunk(&self, c: &SealedChunk) -> Result<(), SpoolError> {
+        if c.seq >= 1 << 32 {
+            return Err(SpoolError::BadRow {
+                path: self.path.clone(),
+                id: c.recording.to_string(),
+                detail: "more than 2^32 chunks in one stream".into(),
+            });
+        }
         let used = self.size_bytes()?;
         // Row and page overhead is small next to a chunk; count the blob and hash.
         if used + c.blob.len() as u64 + 64 > self.opts.max_bytes {
@@ -496,8 +501,8 @@ impl Spool {
             .and_then(|mut st| st.query_row([&id], |r| r.get(0)))
             .map_err(|e| self.sql(e))?;
         tx.prepare_cached(
-            "INSERT INTO chunks (rec, stream, seq, first_us, last_us, raw_len, hash, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO chunks (id, rec, stream, seq, first_us, last_us, raw_len, hash, data)
+             VALUES ((?1 << 34) | (?2 << 32) | ?3, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -512,18 +517,6 @@ impl Spool {
             ])
         })
         .map_err(|e| self.sql(e))?;
-        let column = match c.stream {
-            Stream::Input => Some("bytes_in"),
-            Stream::Output | Stream::Stderr => Some("bytes_out"),
-            Stream::Events => None,
-        };
-        if let Some(col) = column {
-            tx.prepare_cached(&format!(
-                "UPDATE recordings SET {col} = {col} + ?1 WHERE num = ?2"
-            ))
-            .and_then(|mut st| st.execute(params![c.raw_len as i64, num]))
-            .map_err(|e| self.sql(e))?;
-        }
         tx.commit().map_err(|e| self.sql(e))
     }
 
@@ -537,7 +530,12 @@ impl Spool {
         self.conn
             .execute(
                 "UPDATE recordings SET ended_at = ?1, exit_code = ?2, exit_signal = ?3, state = ?4,
-                    note = ?5 WHERE id = ?6",
+                    note = ?5,
+                    bytes_out = (SELECT coalesce(sum(raw_len), 0) FROM chunks
+                        WHERE id >= num << 34 AND id < (num + 1) << 34 AND stream IN (0, 3)),
+                    bytes_in = (SELECT coalesce(sum(raw_len), 0) FROM chunks
+                        WHERE id >= num << 34 AND id < (num + 1) << 34 AND stream = 1)
+                 WHERE id = ?6",
                 params![
                     end.ended_at,
                     end.exit_code,
@@ -589,11 +587,16 @@ impl Spool {
             "SELECT r.id, r.login_id, r.kind, r.user, r.uid, r.gid, r.group_name, r.host,
                 r.service, r.tty, r.rhost, r.command, r.cwd, r.term, r.mode, r.cols, r.rows,
                 r.rule, r.started_at, r.recorder_pid, r.recorder_start, r.ended_at, r.exit_code,
-                r.exit_signal, r.bytes_out, r.bytes_in, r.state, r.note,
-                (SELECT count(*) FROM chunks c WHERE c.rec = r.num),
-                (SELECT count(*) FROM chunks c WHERE c.rec = r.num AND c.acked = 0),
+                r.exit_signal,
+                CASE WHEN r.ended_at IS NULL THEN (SELECT coalesce(sum(raw_len), 0) FROM chunks c
+                    WHERE c.id >= r.num << 34 AND c.id < (r.num + 1) << 34 AND c.stream IN (0, 3)) ELSE r.bytes_out END,
+                CASE WHEN r.ended_at IS NULL THEN (SELECT coalesce(sum(raw_len), 0) FROM chunks c
+                    WHERE c.id >= r.num << 34 AND c.id < (r.num + 1) << 34 AND c.stream = 1) ELSE r.bytes_in END,
+                r.state, r.note,
+                (SELECT count(*) FROM chunks c WHERE c.id >= r.num << 34 AND c.id < (r.num + 1) << 34),
+                (SELECT count(*) FROM chunks c WHERE c.id >= r.num << 34 AND c.id < (r.num + 1) << 34 AND c.acked = 0),
                 (SELECT coalesce(sum(length(c.data)), 0) FROM chunks c
-                    WHERE c.rec = r.num AND c.acked = 0)
+                    WHERE c.id >= r.num << 34 AND c.id < (r.num + 1) << 34 AND c.acked = 0)
              FROM recordings r {tail}"
         );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
@@ -618,7 +621,8 @@ impl Spool {
             .conn
             .prepare_cached(
                 "SELECT seq, first_us, last_us, raw_len, hash, data FROM chunks
-                 WHERE rec = (SELECT num FROM recordings WHERE id = ?1) AND stream = ?2
+                 WHERE id >= ((SELECT num FROM recordings WHERE id = ?1) << 34) + (?2 << 32)
+                   AND id < ((SELECT num FROM recordings WHERE id = ?1) << 34) + ((?2 + 1) << 32)
                  ORDER BY seq",
             )
             .map_err(|e| self.sql(e))?;
@@ -693,7 +697,7 @@ impl Spool {
                         (SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE acked = 0),
                         (SELECT min(r.started_at) FROM recordings r
                             WHERE EXISTS (SELECT 1 FROM chunks c
-                                WHERE c.rec = r.num AND c.acked = 0))",
+                                WHERE c.id >= r.num << 34 AND c.id < (r.num + 1) << 34 AND c.acked = 0))",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
@@ -919,6 +923,43 @@ mod tests {
             spool.recording("zz"),
             Err(SpoolError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn chunks_are_kept_apart_by_recording_and_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("s.db"), SpoolOptions::default()).unwrap();
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        for id in &ids {
+            spool.begin_recording(&meta(*id)).unwrap();
+        }
+        // Interleave recordings and streams, as concurrent recorders would.
+        for seq in 0..3u8 {
+            for (n, id) in ids.iter().enumerate() {
+                for stream in Stream::ALL {
+                    let mut enc = ChunkEncoder::new(*id, stream, 3);
+                    let mut c = None;
+                    for _ in 0..=seq {
+                        c = Some(chunk(&mut enc, vec![n as u8, stream as u8, seq]));
+                    }
+                    spool.append_chunk(&c.unwrap()).unwrap();
+                }
+            }
+        }
+        for (n, id) in ids.iter().enumerate() {
+            for stream in Stream::ALL {
+                let got = spool.chunks(*id, stream).unwrap();
+                assert_eq!(got.len(), 3, "recording {n} stream {stream}");
+                assert!(got
+                    .iter()
+                    .enumerate()
+                    .all(|(i, c)| c.seq == i as u64 && c.recording == *id && c.stream == stream));
+            }
+        }
+        let rows = spool.recordings(None).unwrap();
+        assert!(rows
+            .iter()
+            .all(|r| r.chunks == 12 && r.bytes_out == 18 && r.bytes_in == 9));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::chunk::{self, ChunkEncoder, Record, Stream, MAX_CHUNK_BYTES, MAX_CHUNK_SPAN_US};
+use crate::chunk::{self, ChunkEncoder, Record, Stream, MAX_CHUNK_SPAN_US};
 use crate::spool::{RecordingEnd, RecordingMeta, Spool, SpoolError};
 
 /// Where sealed chunks go.
@@ -79,7 +79,8 @@ impl<S: Sink> ChunkWriter<S> {
                 bytes: 0,
                 records: Vec::new(),
             });
-            let room = MAX_CHUNK_BYTES - o.bytes;
+            let limit = self.encoders[i].payload_target();
+            let room = limit.saturating_sub(o.bytes);
             let take = room.min(data.len());
             o.records.push(Record {
                 delay_us: t_us.saturating_sub(o.last_us),
@@ -88,7 +89,7 @@ impl<S: Sink> ChunkWriter<S> {
             o.last_us = o.last_us.max(t_us);
             o.bytes += take;
             data = &data[take..];
-            if o.bytes >= MAX_CHUNK_BYTES {
+            if o.bytes >= limit {
                 self.seal(stream);
                 if self.stopped.is_some() {
                     return;
@@ -156,7 +157,10 @@ impl<S: Sink> ChunkWriter<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunk::{verify_stream, ChunkDecoder, SealedChunk};
+    use crate::chunk::{
+        verify_stream, ChunkDecoder, SealedChunk, MAX_CHUNK_PAYLOAD, MIN_CHUNK_PAYLOAD,
+        TARGET_CHUNK_BYTES,
+    };
     use crate::spool::{Mode, RecordingKind};
 
     #[derive(Default)]
@@ -251,14 +255,18 @@ mod tests {
         let mut expected = big.clone();
         expected.extend_from_slice(b"taillate");
         assert_eq!(data, expected);
-        assert!(out.iter().all(|c| c.raw_len as usize <= MAX_CHUNK_BYTES));
+        assert!(out.iter().all(|c| c.raw_len as usize <= MAX_CHUNK_PAYLOAD));
+        assert!(out.iter().all(|c| c.blob.len() <= TARGET_CHUNK_BYTES));
+        // The first chunk assumes no compression; the data compresses well, so the next take more.
+        assert!((MIN_CHUNK_PAYLOAD..TARGET_CHUNK_BYTES).contains(&(out[0].raw_len as usize)));
+        assert!(out[1].raw_len > out[0].raw_len);
         assert!(out
             .iter()
             .all(|c| c.last_us - c.first_us < MAX_CHUNK_SPAN_US));
         assert_eq!(
             out.len(),
-            5,
-            "200004 bytes = 4 chunks, then a new one after 1.5 s"
+            3,
+            "two chunks for 200004 bytes, then a new one after 1.5 s"
         );
         assert_eq!(*times.last().unwrap(), 1_500_000);
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
@@ -272,7 +280,7 @@ mod tests {
             ..Default::default()
         };
         let mut w = ChunkWriter::begin(sink, &meta(), 3).unwrap();
-        w.push(Stream::Output, 0, &vec![b'x'; 3 * MAX_CHUNK_BYTES]);
+        w.push(Stream::Output, 0, &vec![b'x'; 3 * MAX_CHUNK_PAYLOAD]);
         assert!(w.stopped().unwrap().contains("quota"));
         w.push(Stream::Output, 5, b"dropped");
         let sink = w.finish(RecordingEnd::default()).unwrap();
