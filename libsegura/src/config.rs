@@ -74,6 +74,9 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
     /// Group owning the spool (directory 0770, files 0660); none: root only (0700/0600).
     pub group: Option<String>,
+    /// User owning the spool files root creates (the PAM module), e.g. `segura`: the setuid
+    /// recorder `segura-shell` runs as that user to write the spool users cannot read.
+    pub owner: Option<String>,
     /// How long a writer waits for a lock held by another process, in milliseconds.
     pub busy_timeout_ms: u32,
 }
@@ -84,6 +87,7 @@ impl Default for SpoolConfig {
             path: PathBuf::from(DEFAULT_SPOOL_PATH),
             max_bytes: 2 << 30,
             group: None,
+            owner: None,
             busy_timeout_ms: 5000,
         }
     }
@@ -100,6 +104,9 @@ pub struct RecordConfig {
     /// Also record what is typed while the terminal does not echo (passwords). Off by default:
     /// a marker is stored instead.
     pub hidden_input: bool,
+    /// Also record the bytes of file transfers (sftp-server, scp -t/-f, rsync --server); by
+    /// default they are audited (who, what, how many bytes) but their protocol is not stored.
+    pub file_transfers: bool,
     /// zstd level for chunks that compress (1 fastest .. 22 smallest); output that does not
     /// compress is stored at level 1 whatever this says.
     pub compression_level: i32,
@@ -111,6 +118,7 @@ impl Default for RecordConfig {
             notice: None,
             input: true,
             hidden_input: false,
+            file_transfers: false,
             compression_level: 8,
         }
     }

@@ -10,12 +10,15 @@
 
 pub mod chunk;
 pub mod config;
+pub mod enroll;
 pub mod export;
 pub mod identity;
+pub mod login;
 pub mod policy;
 pub mod record;
 pub mod spool;
 pub mod time;
+pub mod wire;
 
 /// The version of this library (and of the segura tools built with it).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -60,6 +60,9 @@ pub struct SpoolOptions {
     pub max_bytes: u64,
     /// Group that may use the spool (0770 directory, 0660 files); `None`: owner only.
     pub group: Option<u32>,
+    /// User that owns what this process creates (when it runs as root), e.g. `segura`, so that
+    /// the setuid recorder can write the spool the PAM module created.
+    pub owner: Option<u32>,
     /// How long to wait for another writer's lock.
     pub busy_timeout: Duration,
 }
@@ -69,6 +72,7 @@ impl Default for SpoolOptions {
         SpoolOptions {
             max_bytes: 2 << 30,
             group: None,
+            owner: None,
             busy_timeout: Duration::from_secs(5),
         }
     }
@@ -85,9 +89,17 @@ impl SpoolOptions {
                 Err(e) => return Err(format!("spool.group: {e}")),
             },
         };
+        let owner = match &c.owner {
+            None => None,
+            Some(name) => match crate::identity::user_by_name(name) {
+                Ok(u) => Some(u.uid),
+                Err(e) => return Err(format!("spool.owner: {e}")),
+            },
+        };
         Ok(SpoolOptions {
             max_bytes: c.max_bytes,
             group,
+            owner,
             busy_timeout: Duration::from_millis(u64::from(c.busy_timeout_ms)),
         })
     }
@@ -231,6 +243,54 @@ pub struct AuditEvent {
     pub body: serde_json::Value,
 }
 
+/// A PAM login (session) that pam_segura armed for recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginMeta {
+    pub id: Uuid,
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub group: String,
+    pub host: String,
+    pub service: Option<String>,
+    pub tty: Option<String>,
+    pub rhost: Option<String>,
+    pub ruser: Option<String>,
+    /// The rule that asked for recording.
+    pub rule: Option<String>,
+    /// Microseconds since the epoch.
+    pub opened_at: i64,
+}
+
+/// The state of a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoginState {
+    /// Armed at login; no recorder has attached yet (within the grace period).
+    Armed,
+    /// A recorder attached; the login is open.
+    Active,
+    /// Closed after being recorded.
+    Ended,
+    /// No recorder attached within the grace period (or before the login closed): the session
+    /// ran unrecorded. Evasion is visible here.
+    Unrecorded,
+}
+
+/// How long a recorder has to attach to an armed login before it counts as unrecorded.
+pub const ATTACH_GRACE_US: i64 = 10_000_000;
+
+/// A login as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRow {
+    #[serde(flatten)]
+    pub meta: LoginMeta,
+    pub state: LoginState,
+    pub attached_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub recordings: u64,
+}
+
 /// An open spool.
 pub struct Spool {
     conn: Connection,
@@ -340,8 +400,7 @@ impl Spool {
                     .mode(dir_mode)
                     .create(dir)
                     .map_err(io("creating its directory"))?;
-                set_group(dir, opts.group, dir_mode)
-                    .map_err(io("setting its directory's group"))?;
+                set_owner(dir, opts, dir_mode).map_err(io("setting its directory's owner"))?;
             }
         }
         // Create the file ourselves so its mode is right from the first byte; SQLite gives the
@@ -352,7 +411,7 @@ impl Spool {
             .mode(file_mode)
             .open(path)
         {
-            Ok(_) => set_group(path, opts.group, file_mode).map_err(io("setting its group"))?,
+            Ok(_) => set_owner(path, opts, file_mode).map_err(io("setting its owner"))?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io("creating it")(e)),
         }
@@ -432,6 +491,127 @@ impl Spool {
         };
         let used = q("PRAGMA page_count")? - q("PRAGMA freelist_count")?;
         Ok(u64::try_from(used * q("PRAGMA page_size")?).unwrap_or(0))
+    }
+
+    /// Registers a login armed for recording.
+    pub fn create_login(&self, m: &LoginMeta) -> Result<(), SpoolError> {
+        self.conn
+            .execute(
+                "INSERT INTO logins (id, user, uid, gid, group_name, host, service, tty, rhost,
+                    ruser, rule, state, opened_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'armed', ?12)",
+                params![
+                    m.id.to_string(),
+                    m.user,
+                    m.uid,
+                    m.gid,
+                    m.group,
+                    m.host,
+                    m.service,
+                    m.tty,
+                    m.rhost,
+                    m.ruser,
+                    m.rule,
+                    m.opened_at
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// A recorder attaches to a login: only a login of this `uid` that has not ended.
+    /// Returns the login, or `None` when there is no such open login.
+    pub fn attach_login(&self, id: Uuid, uid: u32) -> Result<Option<LoginRow>, SpoolError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE logins SET state = 'active', attached_at = coalesce(attached_at, ?3)
+                 WHERE id = ?1 AND uid = ?2 AND state IN ('armed', 'active')",
+                params![id.to_string(), uid, crate::time::now_us()],
+            )
+            .map_err(|e| self.sql(e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.login(id)
+    }
+
+    /// Closes a login: `ended` if a recorder attached, `unrecorded` otherwise.
+    pub fn end_login(&self, id: Uuid) -> Result<(), SpoolError> {
+        self.conn
+            .execute(
+                "UPDATE logins SET ended_at = ?2,
+                    state = CASE WHEN attached_at IS NULL THEN 'unrecorded' ELSE 'ended' END
+                 WHERE id = ?1 AND ended_at IS NULL",
+                params![id.to_string(), crate::time::now_us()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// One login.
+    pub fn login(&self, id: Uuid) -> Result<Option<LoginRow>, SpoolError> {
+        Ok(self
+            .query_logins("WHERE l.id = ?1", params![id.to_string()])?
+            .pop())
+    }
+
+    /// Logins, newest first; only those of `uid` when given.
+    pub fn logins(&self, uid: Option<u32>) -> Result<Vec<LoginRow>, SpoolError> {
+        self.query_logins(
+            "WHERE (?1 IS NULL OR l.uid = ?1) ORDER BY l.opened_at DESC",
+            params![uid],
+        )
+    }
+
+    fn query_logins(
+        &self,
+        tail: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<LoginRow>, SpoolError> {
+        let sql = format!(
+            "SELECT l.id, l.user, l.uid, l.gid, l.group_name, l.host, l.service, l.tty, l.rhost,
+                l.ruser, l.rule, l.state, l.opened_at, l.attached_at, l.ended_at,
+                (SELECT count(*) FROM recordings r WHERE r.login_id = l.id)
+             FROM logins l {tail}"
+        );
+        let now = crate::time::now_us();
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(args, |r| {
+                let id: String = r.get(0)?;
+                let state: String = r.get(11)?;
+                let opened_at: i64 = r.get(12)?;
+                let state = match state.as_str() {
+                    "armed" if now - opened_at > ATTACH_GRACE_US => LoginState::Unrecorded,
+                    "armed" => LoginState::Armed,
+                    "active" => LoginState::Active,
+                    "ended" => LoginState::Ended,
+                    _ => LoginState::Unrecorded,
+                };
+                Ok(LoginRow {
+                    meta: LoginMeta {
+                        id: Uuid::parse_str(&id).unwrap_or_default(),
+                        user: r.get(1)?,
+                        uid: r.get(2)?,
+                        gid: r.get(3)?,
+                        group: r.get(4)?,
+                        host: r.get(5)?,
+                        service: r.get(6)?,
+                        tty: r.get(7)?,
+                        rhost: r.get(8)?,
+                        ruser: r.get(9)?,
+                        rule: r.get(10)?,
+                        opened_at,
+                    },
+                    state,
+                    attached_at: r.get(13)?,
+                    ended_at: r.get(14)?,
+                    recordings: r.get::<_, i64>(15)? as u64,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
     /// Registers a new recording (state `recording`).
@@ -816,10 +996,11 @@ pub fn proc_start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn set_group(path: &Path, gid: Option<u32>, mode: u32) -> std::io::Result<()> {
+fn set_owner(path: &Path, opts: &SpoolOptions, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    if let Some(gid) = gid {
-        std::os::unix::fs::chown(path, None, Some(gid))?;
+    let owner = opts.owner.filter(|_| nix::unistd::geteuid().is_root());
+    if owner.is_some() || opts.group.is_some() {
+        std::os::unix::fs::chown(path, owner, opts.group)?;
         // chown may clear setgid bits; set the mode again so it is exactly what was asked.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }

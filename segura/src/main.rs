@@ -1,5 +1,6 @@
 //! `segura`: record terminal sessions into the local spool and get them back out.
 
+mod admin;
 mod policy_cmd;
 
 use std::ffi::OsString;
@@ -88,6 +89,41 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Make segura-shell the login shell of users (remembering their real shells)
+    Enroll {
+        /// User names
+        users: Vec<String>,
+        /// Also every local user whose primary group this is
+        #[arg(long)]
+        group: Option<String>,
+        /// The recorder shell [default: segura-shell beside this program]
+        #[arg(long, value_name = "PATH")]
+        shell: Option<PathBuf>,
+    },
+    /// Give enrolled users their real shells back
+    Unenroll {
+        users: Vec<String>,
+        /// Every enrolled user
+        #[arg(long)]
+        all: bool,
+    },
+    /// Add pam_segura to services' PAM files (or take it out again)
+    Setup {
+        /// Comma-separated PAM services, e.g. sshd,login,su,su-l
+        #[arg(long, value_delimiter = ',')]
+        services: Vec<String>,
+        /// Take the line out again, restoring the files byte for byte
+        #[arg(long)]
+        remove: bool,
+        /// Module arguments, e.g. "fail=closed"
+        #[arg(long, default_value = "")]
+        module_args: String,
+        /// "optional" (a broken module never blocks a login) or "required"
+        #[arg(long, default_value = "optional")]
+        control: String,
+        #[arg(long, default_value = "/etc/pam.d", value_name = "DIR")]
+        pam_dir: PathBuf,
+    },
     /// Local access rules (for standalone hosts)
     Policy {
         #[command(subcommand)]
@@ -163,12 +199,37 @@ fn open_spool(config: &Config) -> Result<Spool> {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    let needs_spool = !matches!(cli.command, Cmd::Policy { .. });
+    let shells = Path::new(libsegura::enroll::SHELLS_FILE);
+    match cli.command {
+        Cmd::Enroll {
+            users,
+            group,
+            shell,
+        } => {
+            let shell = match shell {
+                Some(s) => s,
+                None => std::env::current_exe()?.with_file_name("segura-shell"),
+            };
+            return admin::enroll(&users, group.as_deref(), &shell, shells);
+        }
+        Cmd::Unenroll { users, all } => return admin::unenroll(&users, all, shells),
+        Cmd::Setup {
+            services,
+            remove,
+            module_args,
+            control,
+            pam_dir,
+        } => {
+            if control != "optional" && control != "required" {
+                bail!("--control must be optional or required");
+            }
+            let line = format!("session {control} pam_segura.so {module_args}");
+            return admin::setup(&services, remove, &pam_dir, line.trim_end());
+        }
+        _ => {}
+    }
     let config = load_config(cli.config.as_deref(), cli.spool.as_deref())?;
-    if !needs_spool {
-        let Cmd::Policy { command } = cli.command else {
-            unreachable!()
-        };
+    if let Cmd::Policy { command } = cli.command {
         return policy_cmd::run(command, cli.config.as_deref(), &config);
     }
     let spool = open_spool(&config)?;
@@ -188,7 +249,9 @@ fn run(cli: Cli) -> Result<i32> {
         } => export_cmd(&spool, &id, format, stream, output.as_deref()),
         Cmd::Check { id } => check(&spool, id.as_deref()),
         Cmd::Status { json } => status(&spool, json),
-        Cmd::Policy { .. } => unreachable!(),
+        Cmd::Policy { .. } | Cmd::Enroll { .. } | Cmd::Unenroll { .. } | Cmd::Setup { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -51,6 +51,18 @@ impl Timeline {
     /// Loads a recording (by id or unique id prefix), verifying each stream's hash chain.
     pub fn load(spool: &Spool, id: &str) -> Result<Timeline, ExportError> {
         let row = spool.recording(id)?;
+        let rid = row.meta.id;
+        Timeline::build(row, |stream| {
+            spool.chunks(rid, stream).map_err(ExportError::from)
+        })
+    }
+
+    /// Builds a timeline from a recording's metadata and its chunks (from the spool, or from the
+    /// platform's store), verifying each stream's hash chain.
+    pub fn build(
+        row: RecordingRow,
+        mut chunks_of: impl FnMut(Stream) -> Result<Vec<chunk::SealedChunk>, ExportError>,
+    ) -> Result<Timeline, ExportError> {
         let id = row.meta.id;
         let mut items: Vec<(u64, u8, Item)> = Vec::new();
         // Order for equal times: resize before input before the output that echoes it.
@@ -60,7 +72,7 @@ impl Timeline {
             (Stream::Output, 2),
             (Stream::Stderr, 3),
         ] {
-            let chunks = spool.chunks(id, stream)?;
+            let chunks = chunks_of(stream)?;
             let err = |source| ExportError::Chunk { id, source };
             chunk::verify_stream(&chunks).map_err(err)?;
             let mut decoder = chunk::ChunkDecoder::new(id, stream).map_err(err)?;

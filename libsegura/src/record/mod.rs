@@ -83,6 +83,11 @@ pub struct RecordOptions {
     pub compression_level: i32,
     /// Force a mode; by default pty mode when stdin is a terminal.
     pub mode: Option<Mode>,
+    /// Store what flows (output, input, stderr); `false` only counts it (file transfers are
+    /// audited, not recorded, unless a rule asks).
+    pub keep_data: bool,
+    /// Run the program as this (uid, gid): a setuid recorder drops its privilege for it.
+    pub run_as: Option<(u32, u32)>,
 }
 
 impl RecordOptions {
@@ -96,6 +101,8 @@ impl RecordOptions {
             notice: None,
             compression_level: 3,
             mode: None,
+            keep_data: true,
+            run_as: None,
         }
     }
 
@@ -117,6 +124,9 @@ pub struct Outcome {
     pub exit_signal: Option<i32>,
     /// Why recording stopped before the program ended, if it did.
     pub truncated: Option<String>,
+    /// Bytes that flowed: output and stderr, and input.
+    pub bytes_out: u64,
+    pub bytes_in: u64,
 }
 
 impl Outcome {
@@ -144,6 +154,9 @@ struct Batcher {
     batch: Vec<Ev>,
     bytes: usize,
     since: Option<Instant>,
+    keep_data: bool,
+    /// Bytes seen per stream.
+    seen: [u64; 4],
 }
 
 impl Batcher {
@@ -152,6 +165,10 @@ impl Batcher {
     }
 
     fn push(&mut self, stream: Stream, data: &[u8]) {
+        self.seen[stream as usize] += data.len() as u64;
+        if !self.keep_data && stream != Stream::Events {
+            return;
+        }
         let t_us = self.now_us();
         self.batch.push(Ev {
             t_us,
@@ -301,12 +318,15 @@ pub fn record<S: Sink + 'static>(
             batch: Vec::new(),
             bytes: 0,
             since: None,
+            keep_data: opts.keep_data,
+            seen: [0; 4],
         };
         let relayed = match outer {
             Some(outer) => relay_pty(opts, &outer, size, &sigfd, &mut batcher, &stopped),
             None => relay_pipes(opts, &sigfd, &mut batcher, &stopped),
         };
         batcher.flush();
+        let seen = batcher.seen;
         let mut end = RecordingEnd {
             ended_at: crate::time::now_us(),
             ..Default::default()
@@ -331,6 +351,8 @@ pub fn record<S: Sink + 'static>(
                 exit_code: status.code(),
                 exit_signal: status.signal(),
                 truncated,
+                bytes_out: seen[Stream::Output as usize] + seen[Stream::Stderr as usize],
+                bytes_in: seen[Stream::Input as usize],
             },
             sink,
         ))
@@ -346,6 +368,9 @@ fn command(opts: &RecordOptions) -> Command {
         cmd.arg0(a0);
     }
     sys::unblock_signals_on_exec(&mut cmd);
+    if let Some((uid, gid)) = opts.run_as {
+        sys::drop_privileges_on_exec(&mut cmd, uid, gid);
+    }
     cmd
 }
 

@@ -114,6 +114,30 @@ pub fn unblock_signals_on_exec(cmd: &mut Command) {
     }
 }
 
+/// Makes `cmd` run with the real uid and gid (a setuid recorder must not pass its privilege on):
+/// setresgid, then setresuid, in the child before exec.
+pub fn drop_privileges_on_exec(cmd: &mut Command, uid: u32, gid: u32) {
+    // SAFETY: the closure runs in the forked child before exec and only calls setresgid(2) and
+    // setresuid(2), which are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setresgid(gid, gid, gid) == -1 || libc::setresuid(uid, uid, uid) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Logs a line to syslog (facility AUTHPRIV) under the program's name.
+pub fn syslog(priority: i32, msg: &str) {
+    let Ok(text) = std::ffi::CString::new(msg.replace('\0', " ")) else {
+        return;
+    };
+    // SAFETY: "%s" takes exactly one NUL-terminated string argument, which `text` is.
+    unsafe { libc::syslog(libc::LOG_AUTHPRIV | priority, c"%s".as_ptr(), text.as_ptr()) };
+}
+
 /// Starts `cmd` as the leader of a new session whose controlling terminal is the pty `slave`,
 /// with the slave as its stdin, stdout and stderr.
 pub fn spawn_on_pty(cmd: &mut Command, slave: &OwnedFd) -> io::Result<Child> {

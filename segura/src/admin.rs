@@ -1,0 +1,192 @@
+//! Administration: enrolling users (segura-shell as their login shell) and adding pam_segura to
+//! services' PAM files. Both are reversible byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use libsegura::enroll;
+use libsegura::identity;
+
+/// The comment our PAM line is marked with (so it is found again and removed exactly).
+const PAM_MARK: &str = "# segura: record sessions of this service (added by `segura setup`)";
+const PAM_MARK_NL: &str =
+    "# segura: record sessions of this service (added by `segura setup`; final newline added)";
+
+/// Local users (from /etc/passwd) whose primary group is `group`.
+fn users_with_primary_group(group: &str) -> Result<Vec<String>> {
+    let gid = identity::group_gid(group)?.with_context(|| format!("no such group {group:?}"))?;
+    let passwd = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
+    Ok(passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 7 && f[3].parse::<u32>().ok() == Some(gid)).then(|| f[0].to_string())
+        })
+        .collect())
+}
+
+fn usermod_shell(user: &str, shell: &Path) -> Result<()> {
+    let st = Command::new("usermod")
+        .arg("-s")
+        .arg(shell)
+        .arg(user)
+        .status()
+        .context("running usermod")?;
+    if !st.success() {
+        bail!("usermod -s {} {user} failed ({st})", shell.display());
+    }
+    Ok(())
+}
+
+/// `segura enroll`: makes `shell` (segura-shell) the login shell of these users, remembering
+/// their real shells.
+pub fn enroll(
+    users: &[String],
+    group: Option<&str>,
+    shell: &Path,
+    shells_file: &Path,
+) -> Result<i32> {
+    let mut names = users.to_vec();
+    if let Some(g) = group {
+        names.extend(users_with_primary_group(g)?);
+    }
+    if names.is_empty() {
+        bail!("name users, or a group with --group");
+    }
+    if !shell.is_file() {
+        bail!(
+            "{} does not exist (install segura-shell first, or give --shell)",
+            shell.display()
+        );
+    }
+    let mut entries = enroll::read(shells_file)?;
+    for name in names {
+        let user = identity::user_by_name(&name)?;
+        if user.shell == shell {
+            println!("{name}: already enrolled");
+            continue;
+        }
+        entries.retain(|(u, _)| *u != name);
+        entries.push((name.clone(), user.shell.clone()));
+        // Remember first, then switch: a user is never left without a known real shell.
+        enroll::write(shells_file, &entries)?;
+        usermod_shell(&name, shell)?;
+        println!("{name}: enrolled (real shell {})", user.shell.display());
+    }
+    Ok(0)
+}
+
+/// `segura unenroll`: gives users back the shells they had.
+pub fn unenroll(users: &[String], all: bool, shells_file: &Path) -> Result<i32> {
+    let mut entries = enroll::read(shells_file)?;
+    let names: Vec<String> = if all {
+        entries.iter().map(|(u, _)| u.clone()).collect()
+    } else {
+        users.to_vec()
+    };
+    for name in names {
+        let Some((_, real)) = entries.iter().find(|(u, _)| *u == name).cloned() else {
+            eprintln!("segura: {name} is not enrolled");
+            continue;
+        };
+        usermod_shell(&name, &real)?;
+        entries.retain(|(u, _)| *u != name);
+        enroll::write(shells_file, &entries)?;
+        println!("{name}: shell restored to {}", real.display());
+    }
+    Ok(0)
+}
+
+/// `segura setup`: adds (or with `remove`, takes out) the pam_segura line in these services'
+/// PAM files.
+pub fn setup(services: &[String], remove: bool, pam_dir: &Path, line: &str) -> Result<i32> {
+    if services.is_empty() {
+        bail!("name the services, e.g. --services sshd,login,su,su-l");
+    }
+    for svc in services {
+        if svc.contains('/') || svc.starts_with('.') {
+            bail!("not a service name: {svc:?}");
+        }
+        let path = pam_dir.join(svc);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let new = if remove {
+            remove_line(&text)
+        } else {
+            add_line(&text, line)
+        };
+        match new {
+            None => println!("{}: nothing to do", path.display()),
+            Some(new) => {
+                write_like(&path, &new)?;
+                println!(
+                    "{}: {}",
+                    path.display(),
+                    if remove { "removed" } else { "added" }
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn add_line(text: &str, line: &str) -> Option<String> {
+    if text.lines().any(|l| l == PAM_MARK || l == PAM_MARK_NL) {
+        return None;
+    }
+    let mut out = text.to_string();
+    let mark = if out.is_empty() || out.ends_with('\n') {
+        PAM_MARK
+    } else {
+        out.push('\n');
+        PAM_MARK_NL
+    };
+    out.push_str(&format!("{mark}\n{line}\n"));
+    Some(out)
+}
+
+fn remove_line(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let at = lines.iter().position(|l| {
+        l.trim_end_matches('\n') == PAM_MARK || l.trim_end_matches('\n') == PAM_MARK_NL
+    })?;
+    let added_nl = lines[at].trim_end_matches('\n') == PAM_MARK_NL;
+    let mut out: String = lines[..at].concat();
+    out.push_str(&lines[(at + 2).min(lines.len())..].concat());
+    if added_nl && out.ends_with('\n') {
+        out.pop();
+    }
+    Some(out)
+}
+
+/// Replaces a file's content atomically, keeping its mode and owner.
+fn write_like(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let md = std::fs::metadata(path)?;
+    let tmp = PathBuf::from(format!("{}.segura-tmp", path.display()));
+    std::fs::write(&tmp, text)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    std::os::unix::fs::chown(&tmp, Some(md.uid()), Some(md.gid()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pam_lines_are_added_once_and_removed_byte_for_byte() {
+        for original in [
+            "",
+            "@include common-session\n",
+            "session required pam_unix.so",
+        ] {
+            let added = add_line(original, "session optional pam_segura.so").unwrap();
+            assert!(added.contains("\nsession optional pam_segura.so\n") || original.is_empty());
+            assert_eq!(add_line(&added, "session optional pam_segura.so"), None);
+            assert_eq!(remove_line(&added).unwrap(), original);
+            assert_eq!(remove_line(original), None);
+        }
+    }
+}
