@@ -24,8 +24,14 @@ pub fn read(path: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
         .collect())
 }
 
-/// Writes the list atomically (0644).
+/// Writes the list atomically (0644); an empty list removes the file.
 pub fn write(path: &Path, entries: &[(String, PathBuf)]) -> std::io::Result<()> {
+    if entries.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(".shells.segura-tmp");

@@ -49,11 +49,14 @@ enum Cmd {
         )]
         cmd: Vec<OsString>,
     },
-    /// List recordings, newest first
+    /// List recordings, newest first, and logins that ran unrecorded
     Ls {
         /// One JSON array, for scripts
         #[arg(long)]
         json: bool,
+        /// List the PAM logins (armed, active, ended, unrecorded) instead
+        #[arg(long)]
+        logins: bool,
     },
     /// Replay a recording's output in this terminal
     Play {
@@ -121,6 +124,9 @@ enum Cmd {
         /// "optional" (a broken module never blocks a login) or "required"
         #[arg(long, default_value = "optional")]
         control: String,
+        /// The module: a name in the PAM module directory, or an absolute path
+        #[arg(long, default_value = "pam_segura.so", value_name = "MODULE")]
+        module: String,
         #[arg(long, default_value = "/etc/pam.d", value_name = "DIR")]
         pam_dir: PathBuf,
     },
@@ -218,12 +224,13 @@ fn run(cli: Cli) -> Result<i32> {
             remove,
             module_args,
             control,
+            module,
             pam_dir,
         } => {
             if control != "optional" && control != "required" {
                 bail!("--control must be optional or required");
             }
-            let line = format!("session {control} pam_segura.so {module_args}");
+            let line = format!("session {control} {module} {module_args}");
             return admin::setup(&services, remove, &pam_dir, line.trim_end());
         }
         _ => {}
@@ -235,7 +242,7 @@ fn run(cli: Cli) -> Result<i32> {
     let spool = open_spool(&config)?;
     match cli.command {
         Cmd::Rec { mode, cmd } => rec(&config, spool, mode, cmd),
-        Cmd::Ls { json } => ls(&spool, json),
+        Cmd::Ls { json, logins } => ls(&spool, json, logins),
         Cmd::Play {
             id,
             speed,
@@ -317,11 +324,60 @@ fn state_name(s: libsegura::spool::RecordingState) -> &'static str {
     }
 }
 
-fn ls(spool: &Spool, json: bool) -> Result<i32> {
+fn login_state_name(s: libsegura::spool::LoginState) -> &'static str {
+    use libsegura::spool::LoginState::*;
+    match s {
+        Armed => "armed",
+        Active => "active",
+        Ended => "ended",
+        Unrecorded => "unrecorded",
+    }
+}
+
+fn ls(spool: &Spool, json: bool, logins: bool) -> Result<i32> {
     let uid = nix::unistd::getuid();
     let filter = (!uid.is_root()).then_some(uid.as_raw());
-    let rows = spool.recordings(filter)?;
     let mut out = std::io::stdout().lock();
+    let login_rows = spool.logins(filter)?;
+    if logins {
+        if json {
+            let list: Vec<serde_json::Value> = login_rows
+                .iter()
+                .map(|l| {
+                    let mut v = serde_json::to_value(l).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("state".into(), login_state_name(l.state).into());
+                    }
+                    v
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &list)?;
+            writeln!(out)?;
+            return Ok(0);
+        }
+        writeln!(
+            out,
+            "{:<36}  {:<12} {:<14} {:<10} {:<16} {:<24} {:<11} RECORDINGS",
+            "LOGIN", "USER", "SERVICE", "TTY", "FROM", "OPENED", "STATE"
+        )?;
+        for l in &login_rows {
+            let m = &l.meta;
+            writeln!(
+                out,
+                "{:<36}  {:<12} {:<14} {:<10} {:<16} {:<24} {:<11} {}",
+                m.id,
+                m.user,
+                m.service.as_deref().unwrap_or("-"),
+                m.tty.as_deref().unwrap_or("-"),
+                m.rhost.as_deref().unwrap_or("-"),
+                &rfc3339(m.opened_at)[..19],
+                login_state_name(l.state),
+                l.recordings
+            )?;
+        }
+        return Ok(0);
+    }
+    let rows = spool.recordings(filter)?;
     if json {
         let list: Vec<serde_json::Value> = rows
             .iter()
@@ -364,6 +420,27 @@ fn ls(spool: &Spool, json: bool) -> Result<i32> {
             r.bytes_out,
             r.bytes_in,
             m.command.join(" ")
+        )?;
+    }
+    // Logins that PAM armed but that ran without a recorder: evasion is visible here.
+    for l in login_rows
+        .iter()
+        .filter(|l| l.state == libsegura::spool::LoginState::Unrecorded)
+    {
+        let m = &l.meta;
+        writeln!(
+            out,
+            "{:<36}  {:<10} {:<12} {:<8} {:<24} {:<11} {:>6} {:>10} {:>9}  (login from {}: no recorder attached)",
+            m.id,
+            m.user,
+            m.host,
+            m.service.as_deref().unwrap_or("-"),
+            &rfc3339(m.opened_at)[..19],
+            "unrecorded",
+            "-",
+            "-",
+            "-",
+            m.rhost.as_deref().or(m.tty.as_deref()).unwrap_or("?")
         )?;
     }
     Ok(0)
