@@ -22,6 +22,9 @@ use crate::spool::{LoginMeta, Spool, SpoolError, SpoolOptions};
 
 /// Where markers live: a root-owned directory on tmpfs (gone at reboot, like the logins).
 pub const MARKER_DIR: &str = "/run/segura/armed";
+/// The PAM path folds the spool's WAL in once it passes this size (see
+/// [`SpoolOptions::checkpoint_on_close`]).
+const WAL_FOLD_BYTES: u64 = 256 * 1024;
 /// The environment variable pam_segura sets for the session.
 pub const ENV_SESSION: &str = "SEGURA_SESSION";
 
@@ -85,9 +88,7 @@ pub fn arm(
             reason: decision.reason,
         });
     }
-    let mut opts = SpoolOptions::from_config(&config.spool).map_err(LoginError::Options)?;
-    opts.busy_timeout = busy_timeout;
-    let spool = Spool::open(&config.spool.path, opts)?;
+    let spool = open_quick(config, busy_timeout)?;
     let id = Uuid::now_v7();
     spool.create_login(&LoginMeta {
         id,
@@ -103,6 +104,7 @@ pub fn arm(
         rule: decision.rule.as_ref().map(|r| r.name.clone()),
         opened_at: crate::time::now_us(),
     })?;
+    spool.fold_wal_if_over(WAL_FOLD_BYTES);
     write_marker(
         Path::new(MARKER_DIR),
         &Marker {
@@ -120,11 +122,10 @@ pub fn arm(
 
 /// Closes an armed login: marks it ended (or unrecorded) and removes its marker.
 pub fn disarm(id: Uuid, config: &Config, busy_timeout: Duration) -> Result<(), LoginError> {
-    let mut opts = SpoolOptions::from_config(&config.spool).map_err(LoginError::Options)?;
-    opts.busy_timeout = busy_timeout;
-    let spool = Spool::open(&config.spool.path, opts)?;
+    let spool = open_quick(config, busy_timeout)?;
     let login = spool.login(id)?;
     spool.end_login(id)?;
+    spool.fold_wal_if_over(WAL_FOLD_BYTES);
     if let Some(l) = login {
         let path = Path::new(MARKER_DIR)
             .join(l.meta.uid.to_string())
@@ -136,6 +137,14 @@ pub fn disarm(id: Uuid, config: &Config, busy_timeout: Duration) -> Result<(), L
         }
     }
     Ok(())
+}
+
+/// Opens the spool for a login's critical path: bounded lock wait, no checkpoint on close.
+fn open_quick(config: &Config, busy_timeout: Duration) -> Result<Spool, LoginError> {
+    let mut opts = SpoolOptions::from_config(&config.spool).map_err(LoginError::Options)?;
+    opts.busy_timeout = busy_timeout;
+    opts.checkpoint_on_close = false;
+    Ok(Spool::open(&config.spool.path, opts)?)
 }
 
 /// What a marker says.

@@ -65,6 +65,12 @@ pub struct SpoolOptions {
     pub owner: Option<u32>,
     /// How long to wait for another writer's lock.
     pub busy_timeout: Duration,
+    /// Fold the WAL into the database when this connection is the last to close (the default).
+    /// Short-lived connections on a login's critical path (the PAM module) turn it off and call
+    /// [`Spool::fold_wal_if_over`] instead: a checkpoint costs two fsyncs, while the next
+    /// opener's recovery reads the whole WAL, so the WAL is kept short but folded in only every
+    /// few logins.
+    pub checkpoint_on_close: bool,
 }
 
 impl Default for SpoolOptions {
@@ -74,6 +80,7 @@ impl Default for SpoolOptions {
             group: None,
             owner: None,
             busy_timeout: Duration::from_secs(5),
+            checkpoint_on_close: true,
         }
     }
 }
@@ -101,6 +108,7 @@ impl SpoolOptions {
             group,
             owner,
             busy_timeout: Duration::from_millis(u64::from(c.busy_timeout_ms)),
+            checkpoint_on_close: true,
         })
     }
 }
@@ -421,6 +429,14 @@ impl Spool {
         };
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(opts.busy_timeout).map_err(sql)?;
+        if !opts.checkpoint_on_close {
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .map_err(sql)?;
+            conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sql)?;
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(sql)?;
@@ -491,6 +507,17 @@ impl Spool {
         };
         let used = q("PRAGMA page_count")? - q("PRAGMA freelist_count")?;
         Ok(u64::try_from(used * q("PRAGMA page_size")?).unwrap_or(0))
+    }
+
+    /// Folds the WAL into the database and truncates it when it is larger than `bytes`
+    /// (best effort: readers may keep it from completing; it is tried again next time).
+    pub fn fold_wal_if_over(&self, bytes: u64) {
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > bytes) {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 
     /// Registers a login armed for recording.

@@ -359,3 +359,41 @@ fn every_subcommand_has_help_and_bad_usage_fails() {
         stderr(&out)
     );
 }
+
+#[test]
+fn make_install_stages_everything_under_destdir_and_uninstall_removes_it() {
+    let dest = tempfile::tempdir().unwrap();
+    let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let make = |target: &str| {
+        std::process::Command::new("make")
+            .current_dir(&top)
+            .arg(target)
+            .arg(format!("DESTDIR={}", dest.path().display()))
+            .args(["PREFIX=/usr", &format!("PROFILE={profile}")])
+            .env("CARGO", "true") // the binaries are built already; do not rebuild here
+            .output()
+            .unwrap()
+    };
+    let out = make("install");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d = dest.path();
+    let multiarch = String::from_utf8(
+        std::process::Command::new("gcc").arg("-print-multiarch").output().unwrap().stdout,
+    )
+    .unwrap();
+    let module = d.join(format!("lib/{}/security/pam_segura.so", multiarch.trim()));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&module), 0o644);
+    assert_eq!(mode(&d.join("usr/bin/segura")), 0o755);
+    assert!(d.join("usr/sbin/segura-shell").exists());
+    assert_eq!(mode(&d.join("var/lib/segura")), 0o770);
+    let config = std::fs::read_to_string(d.join("etc/segura/segura.toml")).unwrap();
+    assert!(config.contains("\nowner = \"segura\"\n") && config.contains("\ngroup = \"segura\"\n"), "{config}");
+    // The installed configuration is valid.
+    libsegura::config::Config::parse(&config, std::path::Path::new("segura.toml")).unwrap();
+    let out = make("uninstall");
+    assert!(out.status.success());
+    assert!(!module.exists() && !d.join("usr/bin/segura").exists());
+    assert!(d.join("etc/segura/segura.toml").exists(), "configuration kept");
+}
