@@ -56,6 +56,7 @@ fn key_prefix(key: &str) -> String {
 pub struct Config {
     pub spool: SpoolConfig,
     pub record: RecordConfig,
+    pub upload: UploadConfig,
     /// Local rules, for standalone hosts (`[[rule]]` tables).
     #[serde(rename = "rule", skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
@@ -120,6 +121,34 @@ impl Default for RecordConfig {
             hidden_input: false,
             file_transfers: false,
             compression_level: 8,
+        }
+    }
+}
+
+/// `[upload]`: delivering recordings to the platform (`segura sync`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// Where `segura enroll-host` stores the platform's URL and this host's credential (0600).
+    pub credentials: PathBuf,
+    /// Keep chunks the platform acknowledged this many hours (local replay), then delete them.
+    pub keep_uploaded_hours: u64,
+    /// Largest chunk batch per request, in bytes.
+    pub batch_bytes: usize,
+    /// Per-request timeout in milliseconds (a stalled transfer is abandoned and retried).
+    pub timeout_ms: u64,
+    /// Seconds between passes of `segura sync --daemon` while nothing nudges it.
+    pub interval_secs: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            credentials: PathBuf::from("/etc/segura/host.toml"),
+            keep_uploaded_hours: 72,
+            batch_bytes: 4 << 20,
+            timeout_ms: 30_000,
+            interval_secs: 300,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod record;
 pub mod spool;
 pub mod time;
+pub mod upload;
 pub mod wire;
 
 /// The version of this library (and of the segura tools built with it).

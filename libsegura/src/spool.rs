@@ -320,7 +320,7 @@ CREATE TABLE logins (
     host TEXT NOT NULL, service TEXT, tty TEXT, rhost TEXT, ruser TEXT, rule TEXT,
     state TEXT NOT NULL,
     opened_at INTEGER NOT NULL, attached_at INTEGER, ended_at INTEGER,
-    uploaded_at INTEGER
+    uploaded_state TEXT
 ) WITHOUT ROWID;
 CREATE TABLE recordings (
     num INTEGER PRIMARY KEY,
@@ -336,7 +336,8 @@ CREATE TABLE recordings (
     bytes_out INTEGER NOT NULL DEFAULT 0, bytes_in INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL, note TEXT,
     recorder_pid INTEGER NOT NULL, recorder_start INTEGER,
-    uploaded_at INTEGER
+    uploaded_state TEXT,
+    quarantine TEXT
 );
 -- Small columns first, the blob last: SQLite reads a row's columns in order, and the blob
 -- spills into overflow pages. The key is (rec << 34) | (stream << 32) | seq: unique per
@@ -435,7 +436,8 @@ impl Spool {
                 true,
             )
             .map_err(sql)?;
-            conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sql)?;
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(sql)?;
         }
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
@@ -876,20 +878,7 @@ impl Spool {
             .conn
             .prepare("SELECT id, at, kind, user, host, body FROM audit_events ORDER BY at, id")
             .map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map([], |r| {
-                let id: String = r.get(0)?;
-                let body: String = r.get(5)?;
-                Ok(AuditEvent {
-                    id: Uuid::parse_str(&id).unwrap_or_default(),
-                    at: r.get(1)?,
-                    kind: r.get(2)?,
-                    user: r.get(3)?,
-                    host: r.get(4)?,
-                    body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
-                })
-            })
-            .map_err(|e| self.sql(e))?;
+        let rows = st.query_map([], read_audit).map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
@@ -930,6 +919,235 @@ impl Spool {
         })
     }
 
+    // ---- upload bookkeeping (the sync agent) ----
+
+    /// Logins whose current state the platform has not been told yet.
+    pub fn logins_to_upload(&self) -> Result<Vec<LoginRow>, SpoolError> {
+        let all = self.logins(None)?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT uploaded_state FROM logins WHERE id = ?1")
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for l in all {
+            let sent: Option<String> = st
+                .query_row([l.meta.id.to_string()], |r| r.get(0))
+                .map_err(|e| self.sql(e))?;
+            if sent.as_deref() != Some(login_state_key(l.state)) {
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Notes that the platform holds this login in this state.
+    pub fn login_uploaded(&self, id: Uuid, state: LoginState) -> Result<(), SpoolError> {
+        self.conn
+            .execute(
+                "UPDATE logins SET uploaded_state = ?2 WHERE id = ?1",
+                params![id.to_string(), login_state_key(state)],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Recordings with something the platform does not have yet (chunks, or their latest
+    /// state), not quarantined; oldest first.
+    pub fn recordings_to_upload(&self) -> Result<Vec<RecordingRow>, SpoolError> {
+        let rows =
+            self.query_recordings("WHERE r.quarantine IS NULL ORDER BY r.started_at, r.id", [])?;
+        let mut out = Vec::new();
+        for r in rows {
+            let sent = self.recording_uploaded_state(r.meta.id)?;
+            if r.chunks_pending_upload > 0
+                || r.state == RecordingState::Recording
+                || sent.as_deref() != Some(recording_state_key(r.state))
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the platform was told this recording's current (final) state.
+    pub fn recording_uploaded_state(&self, id: Uuid) -> Result<Option<String>, SpoolError> {
+        self.conn
+            .query_row(
+                "SELECT uploaded_state FROM recordings WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Notes the state the platform holds for a recording.
+    pub fn recording_uploaded(&self, id: Uuid, state: RecordingState) -> Result<(), SpoolError> {
+        self.conn
+            .execute(
+                "UPDATE recordings SET uploaded_state = ?2 WHERE id = ?1",
+                params![id.to_string(), recording_state_key(state)],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Unacknowledged chunks of a recording, in (stream, seq) order, up to `max_bytes` of blob
+    /// (at least one) and `max_chunks`.
+    pub fn unacked_chunks(
+        &self,
+        id: Uuid,
+        max_bytes: usize,
+        max_chunks: usize,
+    ) -> Result<Vec<SealedChunk>, SpoolError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT stream, seq, first_us, last_us, raw_len, hash, data FROM chunks
+                 WHERE id >= ((SELECT num FROM recordings WHERE id = ?1) << 34)
+                   AND id < (((SELECT num FROM recordings WHERE id = ?1) + 1) << 34)
+                   AND acked = 0
+                 ORDER BY id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let mut rows = st.query([id.to_string()]).map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            let blob: Vec<u8> = r.get(6).map_err(|e| self.sql(e))?;
+            if !out.is_empty() && (bytes + blob.len() > max_bytes || out.len() >= max_chunks) {
+                break;
+            }
+            bytes += blob.len();
+            let hash: Vec<u8> = r.get(5).map_err(|e| self.sql(e))?;
+            let stream: u8 = r.get(0).map_err(|e| self.sql(e))?;
+            out.push(SealedChunk {
+                recording: id,
+                stream: Stream::from_u8(stream).map_err(|e| SpoolError::BadRow {
+                    path: self.path.clone(),
+                    id: id.to_string(),
+                    detail: e.to_string(),
+                })?,
+                seq: r.get::<_, i64>(1).map_err(|e| self.sql(e))? as u64,
+                first_us: r.get::<_, i64>(2).map_err(|e| self.sql(e))? as u64,
+                last_us: r.get::<_, i64>(3).map_err(|e| self.sql(e))? as u64,
+                raw_len: r.get::<_, i64>(4).map_err(|e| self.sql(e))? as u64,
+                hash: hash.try_into().unwrap_or([0; 32]),
+                blob,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How many chunks of a recording await acknowledgement.
+    pub fn unacked_count(&self, id: Uuid) -> Result<u64, SpoolError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM chunks
+                 WHERE id >= ((SELECT num FROM recordings WHERE id = ?1) << 34)
+                   AND id < (((SELECT num FROM recordings WHERE id = ?1) + 1) << 34)
+                   AND acked = 0",
+                [id.to_string()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Marks chunks acknowledged: for each (stream, n), seqs below n.
+    pub fn mark_acked(&self, id: Uuid, acks: &[(Stream, u64)]) -> Result<(), SpoolError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.sql(e))?;
+        for (stream, n) in acks {
+            tx.execute(
+                "UPDATE chunks SET acked = 1
+                 WHERE id >= ((SELECT num FROM recordings WHERE id = ?1) << 34) + (?2 << 32)
+                   AND id < ((SELECT num FROM recordings WHERE id = ?1) << 34) + (?2 << 32) + ?3
+                   AND acked = 0",
+                params![id.to_string(), *stream as u8, *n as i64],
+            )
+            .map_err(|e| self.sql(e))?;
+        }
+        tx.commit().map_err(|e| self.sql(e))
+    }
+
+    /// Sets a recording aside after a permanent refusal, with the reason; the rest of the
+    /// queue goes on.
+    pub fn quarantine(&self, id: Uuid, reason: &str) -> Result<(), SpoolError> {
+        self.conn
+            .execute(
+                "UPDATE recordings SET quarantine = ?2 WHERE id = ?1",
+                params![id.to_string(), reason],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Quarantined recordings and why.
+    pub fn quarantined(&self) -> Result<Vec<(Uuid, String)>, SpoolError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, quarantine FROM recordings WHERE quarantine IS NOT NULL")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| {
+                let id: String = r.get(0)?;
+                Ok((Uuid::parse_str(&id).unwrap_or_default(), r.get(1)?))
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Puts quarantined recordings back in the queue.
+    pub fn release_quarantine(&self) -> Result<usize, SpoolError> {
+        self.conn
+            .execute(
+                "UPDATE recordings SET quarantine = NULL WHERE quarantine IS NOT NULL",
+                [],
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Deletes the chunks of recordings that ended before `before_us` and that the platform
+    /// holds completely. Returns how many chunks went.
+    pub fn purge_uploaded(&self, before_us: i64) -> Result<usize, SpoolError> {
+        self.conn
+            .execute(
+                "DELETE FROM chunks WHERE acked = 1 AND rec IN (
+                    SELECT num FROM recordings WHERE ended_at IS NOT NULL AND ended_at < ?1
+                      AND uploaded_state IN ('ended', 'truncated'))",
+                [before_us],
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Audit events not yet delivered, oldest first.
+    pub fn audit_to_upload(&self, max: usize) -> Result<Vec<AuditEvent>, SpoolError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, at, kind, user, host, body FROM audit_events
+                 WHERE uploaded_at IS NULL ORDER BY at, id LIMIT ?1",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([max as i64], read_audit)
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Notes audit events as delivered.
+    pub fn audit_uploaded(&self, ids: &[Uuid]) -> Result<(), SpoolError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.sql(e))?;
+        let now = crate::time::now_us();
+        for id in ids {
+            tx.execute(
+                "UPDATE audit_events SET uploaded_at = ?2 WHERE id = ?1",
+                params![id.to_string(), now],
+            )
+            .map_err(|e| self.sql(e))?;
+        }
+        tx.commit().map_err(|e| self.sql(e))
+    }
+
     /// Runs SQLite's integrity check; `Ok(())` or the problems it found.
     pub fn integrity_check(&self) -> Result<Vec<String>, SpoolError> {
         let mut st = self
@@ -941,6 +1159,37 @@ impl Spool {
             .map_err(|e| self.sql(e))?;
         let lines: Vec<String> = rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))?;
         Ok(lines.into_iter().filter(|l| l != "ok").collect())
+    }
+}
+
+fn read_audit(r: &Row) -> rusqlite::Result<AuditEvent> {
+    let id: String = r.get(0)?;
+    let body: String = r.get(5)?;
+    Ok(AuditEvent {
+        id: Uuid::parse_str(&id).unwrap_or_default(),
+        at: r.get(1)?,
+        kind: r.get(2)?,
+        user: r.get(3)?,
+        host: r.get(4)?,
+        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+fn login_state_key(s: LoginState) -> &'static str {
+    match s {
+        LoginState::Armed => "armed",
+        LoginState::Active => "active",
+        LoginState::Ended => "ended",
+        LoginState::Unrecorded => "unrecorded",
+    }
+}
+
+fn recording_state_key(s: RecordingState) -> &'static str {
+    match s {
+        RecordingState::Recording => "recording",
+        RecordingState::Ended => "ended",
+        RecordingState::Truncated => "truncated",
+        RecordingState::Interrupted => "interrupted",
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod admin;
 mod policy_cmd;
+mod sync_cmd;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -89,6 +90,26 @@ enum Cmd {
     },
     /// Show the spool: size, quota, what waits for upload
     Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enroll this host with the platform (a one-time token from its administrator)
+    EnrollHost {
+        /// The platform's URL, e.g. https://segura.example.com
+        #[arg(long)]
+        server: String,
+        /// The one-time enrollment token
+        #[arg(long)]
+        token: String,
+    },
+    /// Deliver recordings, logins and audit events to the platform, and pull the policy
+    Sync {
+        /// Keep running: a pass at every interval, when nudged, and soon after a failure
+        #[arg(long)]
+        daemon: bool,
+        /// Put recordings the platform refused back in the queue first
+        #[arg(long)]
+        retry_quarantined: bool,
         #[arg(long)]
         json: bool,
     },
@@ -239,7 +260,18 @@ fn run(cli: Cli) -> Result<i32> {
     if let Cmd::Policy { command } = cli.command {
         return policy_cmd::run(command, cli.config.as_deref(), &config);
     }
+    if let Cmd::EnrollHost { server, token } = &cli.command {
+        return sync_cmd::enroll_host(&config, server, token);
+    }
     let spool = open_spool(&config)?;
+    if let Cmd::Sync {
+        daemon,
+        retry_quarantined,
+        json,
+    } = cli.command
+    {
+        return sync_cmd::sync(&config, &spool, daemon, retry_quarantined, json);
+    }
     match cli.command {
         Cmd::Rec { mode, cmd } => rec(&config, spool, mode, cmd),
         Cmd::Ls { json, logins } => ls(&spool, json, logins),
@@ -256,7 +288,12 @@ fn run(cli: Cli) -> Result<i32> {
         } => export_cmd(&spool, &id, format, stream, output.as_deref()),
         Cmd::Check { id } => check(&spool, id.as_deref()),
         Cmd::Status { json } => status(&spool, json),
-        Cmd::Policy { .. } | Cmd::Enroll { .. } | Cmd::Unenroll { .. } | Cmd::Setup { .. } => {
+        Cmd::Policy { .. }
+        | Cmd::Enroll { .. }
+        | Cmd::Unenroll { .. }
+        | Cmd::Setup { .. }
+        | Cmd::EnrollHost { .. }
+        | Cmd::Sync { .. } => {
             unreachable!("handled above")
         }
     }
@@ -556,7 +593,18 @@ fn check(spool: &Spool, id: Option<&str>) -> Result<i32> {
 fn status(spool: &Spool, json: bool) -> Result<i32> {
     let s = spool.status()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let mut v = serde_json::to_value(&s)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("queue".into(), serde_json::to_value(spool.recordings_to_upload()?.iter().map(|r| serde_json::json!({
+                "id": r.meta.id, "state": state_name(r.state),
+                "chunks_pending": r.chunks_pending_upload, "bytes_pending": r.bytes_pending_upload,
+            })).collect::<Vec<_>>())?);
+            o.insert(
+                "quarantined".into(),
+                serde_json::to_value(spool.quarantined()?)?,
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     println!("spool:            {}", s.path.display());
@@ -579,5 +627,26 @@ fn status(spool: &Spool, json: bool) -> Result<i32> {
         "audit events:     {} pending upload",
         s.audit_events_pending_upload
     );
+    let queue = spool.recordings_to_upload()?;
+    if !queue.is_empty() {
+        println!();
+        println!(
+            "{:<36}  {:<11} {:>8} {:>12}  STARTED",
+            "WAITING FOR UPLOAD", "STATE", "CHUNKS", "BYTES"
+        );
+        for r in &queue {
+            println!(
+                "{:<36}  {:<11} {:>8} {:>12}  {}",
+                r.meta.id,
+                state_name(r.state),
+                r.chunks_pending_upload,
+                r.bytes_pending_upload,
+                &rfc3339(r.meta.started_at)[..19]
+            );
+        }
+    }
+    for (id, why) in spool.quarantined()? {
+        println!("quarantined {id}: {why}");
+    }
     Ok(0)
 }

@@ -119,8 +119,9 @@ pub fn run(cmd: PolicyCmd, cli_config: Option<&Path>, config: &Config) -> Result
         } => {
             let info = identity::user_by_name(&user)?;
             let host = host.unwrap_or_else(identity::hostname);
+            let rules = libsegura::upload::effective_rules(config);
             let d = policy::decide(
-                &config.rules,
+                &rules,
                 &Request {
                     user: &info,
                     host: &host,

@@ -364,7 +364,11 @@ fn every_subcommand_has_help_and_bad_usage_fails() {
 fn make_install_stages_everything_under_destdir_and_uninstall_removes_it() {
     let dest = tempfile::tempdir().unwrap();
     let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let make = |target: &str| {
         std::process::Command::new("make")
             .current_dir(&top)
@@ -376,10 +380,18 @@ fn make_install_stages_everything_under_destdir_and_uninstall_removes_it() {
             .unwrap()
     };
     let out = make("install");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = dest.path();
     let multiarch = String::from_utf8(
-        std::process::Command::new("gcc").arg("-print-multiarch").output().unwrap().stdout,
+        std::process::Command::new("gcc")
+            .arg("-print-multiarch")
+            .output()
+            .unwrap()
+            .stdout,
     )
     .unwrap();
     let module = d.join(format!("lib/{}/security/pam_segura.so", multiarch.trim()));
@@ -389,11 +401,17 @@ fn make_install_stages_everything_under_destdir_and_uninstall_removes_it() {
     assert!(d.join("usr/sbin/segura-shell").exists());
     assert_eq!(mode(&d.join("var/lib/segura")), 0o770);
     let config = std::fs::read_to_string(d.join("etc/segura/segura.toml")).unwrap();
-    assert!(config.contains("\nowner = \"segura\"\n") && config.contains("\ngroup = \"segura\"\n"), "{config}");
+    assert!(
+        config.contains("\nowner = \"segura\"\n") && config.contains("\ngroup = \"segura\"\n"),
+        "{config}"
+    );
     // The installed configuration is valid.
     libsegura::config::Config::parse(&config, std::path::Path::new("segura.toml")).unwrap();
     let out = make("uninstall");
     assert!(out.status.success());
     assert!(!module.exists() && !d.join("usr/bin/segura").exists());
-    assert!(d.join("etc/segura/segura.toml").exists(), "configuration kept");
+    assert!(
+        d.join("etc/segura/segura.toml").exists(),
+        "configuration kept"
+    );
 }

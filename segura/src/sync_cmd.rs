@@ -1,0 +1,125 @@
+//! `segura enroll-host` and `segura sync [--daemon]`.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use libsegura::config::Config;
+use libsegura::identity;
+use libsegura::spool::Spool;
+use libsegura::upload::{self, Client, Credentials};
+
+use libsegura::upload::NUDGE_SOCKET;
+
+pub fn enroll_host(config: &Config, server: &str, token: &str) -> Result<i32> {
+    let timeout = Duration::from_millis(config.upload.timeout_ms);
+    let mut client = Client::new(server, timeout);
+    let host = identity::hostname();
+    let reply = client.enroll(token, &host).context("enrolling this host")?;
+    let creds = Credentials {
+        server: server.trim_end_matches('/').to_string(),
+        host_id: reply.host_id,
+        secret: reply.secret,
+    };
+    creds.save(&config.upload.credentials)?;
+    println!(
+        "enrolled {host} as {} with {}; credential stored in {} (0600)",
+        creds.host_id,
+        creds.server,
+        config.upload.credentials.display()
+    );
+    Ok(0)
+}
+
+fn pass(config: &Config, spool: &Spool, json: bool) -> Result<()> {
+    let creds = Credentials::load(&config.upload.credentials)?;
+    let mut client =
+        Client::with_credentials(&creds, Duration::from_millis(config.upload.timeout_ms));
+    let report = upload::sync_once(spool, &mut client, &config.upload)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "synced with {}: {} login(s), {} recording(s), {} chunk(s) ({} bytes), {} audit event(s){}",
+            creds.server,
+            report.logins,
+            report.recordings,
+            report.chunks,
+            report.bytes,
+            report.audit_events,
+            if report.policy_updated { ", policy updated" } else { "" }
+        );
+    }
+    for (id, why) in &report.quarantined {
+        eprintln!("segura: recording {id} set aside: {why} (segura sync --retry-quarantined to try again)");
+    }
+    Ok(())
+}
+
+pub fn sync(
+    config: &Config,
+    spool: &Spool,
+    daemon: bool,
+    retry_quarantined: bool,
+    json: bool,
+) -> Result<i32> {
+    if retry_quarantined {
+        let n = spool.release_quarantine()?;
+        if n > 0 {
+            eprintln!("segura: {n} quarantined recording(s) back in the queue");
+        }
+    }
+    if !daemon {
+        pass(config, spool, json)?;
+        return Ok(0);
+    }
+    // The daemon: a pass now, then at every interval, when nudged, and with backoff after a
+    // failure (so it is back soon after the network returns).
+    let socket = bind_nudge_socket();
+    let interval = Duration::from_secs(config.upload.interval_secs.max(1));
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let wait = match pass(config, spool, json) {
+            Ok(()) => {
+                backoff = Duration::from_secs(1);
+                interval
+            }
+            Err(e) => {
+                eprintln!("segura sync: {e:#}; retrying in {}s", backoff.as_secs());
+                let w = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                w
+            }
+        };
+        wait_for_nudge(socket.as_ref(), wait);
+    }
+}
+
+fn bind_nudge_socket() -> Option<UnixDatagram> {
+    let path = Path::new(NUDGE_SOCKET);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(path);
+    UnixDatagram::bind(path).ok()
+}
+
+fn wait_for_nudge(socket: Option<&UnixDatagram>, wait: Duration) {
+    let Some(s) = socket else {
+        std::thread::sleep(wait);
+        return;
+    };
+    let deadline = Instant::now() + wait;
+    let _ = s.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+    let mut buf = [0u8; 16];
+    if s.recv(&mut buf).is_ok() {
+        // Let a burst of nudges (several sessions ending) collapse into one pass.
+        std::thread::sleep(
+            Duration::from_millis(200).min(deadline.saturating_duration_since(Instant::now())),
+        );
+        let _ = s.set_nonblocking(true);
+        while s.recv(&mut buf).is_ok() {}
+        let _ = s.set_nonblocking(false);
+    }
+}
