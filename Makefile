@@ -44,7 +44,7 @@ install: build
 			--home-dir $(SPOOLDIR) --shell /usr/sbin/nologin $(SEGURA_USER); \
 		chown $(SEGURA_USER):$(SEGURA_USER) $(SPOOLDIR) $(PREFIX)/sbin/segura-shell; \
 		chmod 6755 $(PREFIX)/sbin/segura-shell; \
-		echo "segura installed; enable it per service with: segura setup --services sshd,login,su,su-l"; \
+		echo "segura installed; enable it per service with: segura setup --services sshd,login,su"; \
 	else \
 		echo "staged in $(DESTDIR): as root, create the $(SEGURA_USER) system user, chown $(SEGURA_USER):$(SEGURA_USER) $(SPOOLDIR) and $(PREFIX)/sbin/segura-shell, chmod 6755 the latter"; \
 	fi

@@ -146,7 +146,7 @@ impl Default for UploadConfig {
         UploadConfig {
             credentials: PathBuf::from("/etc/segura/host.toml"),
             keep_uploaded_hours: 72,
-            batch_bytes: 4 << 20,
+            batch_bytes: 7 << 20,
             timeout_ms: 30_000,
             interval_secs: 300,
         }

@@ -511,6 +511,14 @@ impl Spool {
         Ok(u64::try_from(used * q("PRAGMA page_size")?).unwrap_or(0))
     }
 
+    /// Lets SQLite read through a memory map of up to `bytes` (fewer system calls when a
+    /// large backlog is read for upload).
+    pub fn use_mmap(&self, bytes: u64) {
+        let _ = self
+            .conn
+            .query_row(&format!("PRAGMA mmap_size = {bytes}"), [], |_| Ok(()));
+    }
+
     /// Folds the WAL into the database and truncates it when it is larger than `bytes`
     /// (best effort: readers may keep it from completing; it is tried again next time).
     pub fn fold_wal_if_over(&self, bytes: u64) {

@@ -303,6 +303,8 @@ pub struct SyncReport {
     pub audit_events: usize,
     pub quarantined: Vec<(Uuid, String)>,
     pub purged_chunks: usize,
+    /// Why a policy bundle from the platform was refused (the last good one stays in force).
+    pub policy_rejected: Option<String>,
 }
 
 /// Runs `f`, retrying transient failures with exponential backoff and jitter.
@@ -385,6 +387,7 @@ pub fn sync_once(
 ) -> Result<SyncReport, UploadError> {
     let mut report = SyncReport::default();
     let retries = 4;
+    spool.use_mmap(1 << 30);
 
     // Policy: replace the cached bundle only with a valid one.
     let etag = cached_etag(spool.path());
@@ -400,10 +403,12 @@ pub fn sync_once(
                 report.policy_updated = true;
             }
             Err((field, msg)) => {
+                let why = format!("invalid rule field {field}: {msg}");
                 crate::record::sys::syslog(
                     libc::LOG_WARNING,
-                    &format!("segura sync: rejected an invalid policy bundle ({field}: {msg}); keeping the last good one"),
+                    &format!("segura sync: refused the platform's policy bundle ({why}); keeping the last good one"),
                 );
+                report.policy_rejected = Some(why);
             }
         }
     }

@@ -93,6 +93,12 @@ pam_hooks!(Module);
 impl PamHooks for Module {
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         let args = parse_args(&args);
+        // A service file that includes another (Debian's su-l includes su) may run this module
+        // twice in one PAM session: arm once.
+        // SAFETY: only this module stores DATA_KEY, always as a Box<String>.
+        if unsafe { pamh.get_data::<String>(DATA_KEY) }.is_ok() {
+            return PamResultCode::PAM_SUCCESS;
+        }
         let Some(user) = item::<User>(pamh) else {
             return fail(&args, "open_session: no PAM_USER", true);
         };

@@ -235,7 +235,19 @@ fn run(cli: Cli) -> Result<i32> {
         } => {
             let shell = match shell {
                 Some(s) => s,
-                None => std::env::current_exe()?.with_file_name("segura-shell"),
+                None => {
+                    // Beside this program, or in ../sbin (where make install puts it).
+                    let exe = std::env::current_exe()?;
+                    let here = exe.with_file_name("segura-shell");
+                    let sbin = exe
+                        .parent()
+                        .and_then(Path::parent)
+                        .map(|p| p.join("sbin/segura-shell"));
+                    match sbin {
+                        Some(s) if !here.exists() && s.exists() => s,
+                        _ => here,
+                    }
+                }
             };
             return admin::enroll(&users, group.as_deref(), &shell, shells);
         }
@@ -439,14 +451,14 @@ fn ls(spool: &Spool, json: bool, logins: bool) -> Result<i32> {
     }
     writeln!(
         out,
-        "{:<36}  {:<10} {:<12} {:<8} {:<24} {:<11} {:>6} {:>10} {:>9}  COMMAND",
+        "{:<36}  {:<10} {:<12} {:<12} {:<24} {:<11} {:>6} {:>10} {:>9}  COMMAND",
         "ID", "USER", "HOST", "SERVICE", "STARTED", "STATE", "EXIT", "OUT", "IN"
     )?;
     for r in &rows {
         let m = &r.meta;
         writeln!(
             out,
-            "{:<36}  {:<10} {:<12} {:<8} {:<24} {:<11} {:>6} {:>10} {:>9}  {}",
+            "{:<36}  {:<10} {:<12} {:<12} {:<24} {:<11} {:>6} {:>10} {:>9}  {}",
             m.id,
             m.user,
             m.host,
@@ -467,7 +479,7 @@ fn ls(spool: &Spool, json: bool, logins: bool) -> Result<i32> {
         let m = &l.meta;
         writeln!(
             out,
-            "{:<36}  {:<10} {:<12} {:<8} {:<24} {:<11} {:>6} {:>10} {:>9}  (login from {}: no recorder attached)",
+            "{:<36}  {:<10} {:<12} {:<12} {:<24} {:<11} {:>6} {:>10} {:>9}  (login from {}: no recorder attached)",
             m.id,
             m.user,
             m.host,

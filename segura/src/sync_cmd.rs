@@ -51,6 +51,9 @@ fn pass(config: &Config, spool: &Spool, json: bool) -> Result<()> {
             if report.policy_updated { ", policy updated" } else { "" }
         );
     }
+    if let Some(why) = &report.policy_rejected {
+        eprintln!("segura: refused the platform's policy bundle ({why}); the last good one stays in force");
+    }
     for (id, why) in &report.quarantined {
         eprintln!("segura: recording {id} set aside: {why} (segura sync --retry-quarantined to try again)");
     }

@@ -308,6 +308,10 @@ fn read_request(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// A bundle the platform would never send (a binary-run rule without a program), standing in
+/// for a corrupt or hostile answer.
+const BAD_POLICY: &str = r#"{"version": 99, "rules": [{"name": "bad", "guideline": "binary-run", "subject_type": "user", "subject": "root"}]}"#;
+
 fn handle(
     mut conn: TcpStream,
     upstream: u16,
@@ -317,6 +321,15 @@ fn handle(
     corrupt: bool,
 ) -> std::io::Result<()> {
     let mut req = read_request(&mut conn)?;
+    if corrupt && req.starts_with(b"GET /api/v1/policy ") {
+        write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"99\"\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{BAD_POLICY}",
+            BAD_POLICY.len()
+        )?;
+        return Ok(());
+    }
     if fail_every > 0 && n.is_multiple_of(fail_every) {
         let body = b"{\"error\":\"injected failure\"}";
         write!(conn, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
@@ -469,4 +482,51 @@ fn refusals_are_clear_and_lose_nothing() {
     std::fs::write(&creds, good).unwrap();
     env.ok(["sync"]);
     assert_delivered(&env, &server);
+}
+
+#[test]
+fn the_policy_is_pulled_cached_for_offline_use_and_a_bad_bundle_is_refused() {
+    let mut server = Server::new();
+    let env = agent_env("");
+    enroll(&env, &server.url(), &server.token());
+    let rules = env.dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"[{"id": "p1", "name": "platform: record root", "guideline": "login-session", "enable_recording": true, "subject_type": "user", "subject": "root"}]"#,
+    )
+    .unwrap();
+    server.admin(&["policy-set", rules.to_str().unwrap()]);
+    let check = || -> serde_json::Value {
+        serde_json::from_slice(&env.ok(["policy", "check", "--user", "root", "--json"])).unwrap()
+    };
+    assert_eq!(check()["record"], false, "no local rules yet");
+    let report: serde_json::Value = serde_json::from_slice(&env.ok(["sync", "--json"])).unwrap();
+    assert_eq!(report["policy_updated"], true);
+    assert_eq!(check()["rule"]["name"], "platform: record root");
+    // Unchanged policy: one small request, nothing rewritten.
+    let report: serde_json::Value = serde_json::from_slice(&env.ok(["sync", "--json"])).unwrap();
+    assert_eq!(report["policy_updated"], false);
+    // Offline, the cached policy still decides.
+    server.stop();
+    assert_eq!(check()["record"], true);
+    server.start();
+    // A bad bundle is refused and the last good one kept.
+    let proxy = Proxy::start(server.port, 0, 0, true);
+    let creds = env.dir.path().join("host.toml");
+    let good = std::fs::read_to_string(&creds).unwrap();
+    std::fs::write(
+        &creds,
+        good.replace(&server.url(), &format!("http://127.0.0.1:{}", proxy.port)),
+    )
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&env.ok(["sync", "--json"])).unwrap();
+    assert_eq!(report["policy_updated"], false, "{report}");
+    assert!(
+        report["policy_rejected"]
+            .as_str()
+            .unwrap()
+            .contains("application_path"),
+        "{report}"
+    );
+    assert_eq!(check()["rule"]["name"], "platform: record root");
 }
