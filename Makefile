@@ -26,7 +26,7 @@ TARGET := target/$(PROFILE)
 all: build
 
 build:
-	$(CARGO) build $(CARGO_PROFILE) --locked -p segura -p pam_segura
+	$(CARGO) build $(CARGO_PROFILE) --locked -p segura -p segura-shell -p pam_segura
 
 install: build
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)

@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 N="${N:-1000}"
 ./scripts/deps.sh
-cargo build --release --locked -p segura -p pam_segura
+cargo build --release --locked -p segura -p segura-shell -p pam_segura
 W="$(mktemp -d)"; chmod 755 "$W"
 cleanup() {
     rm -f /etc/pam.d/sgt-bench-base /etc/pam.d/sgt-bench-seg

@@ -73,7 +73,7 @@ remove_identities() {
 }
 
 say "building segura (release)"
-cargo build --release --locked -p segura -p pam_segura -p segura-server
+cargo build --release --locked -p segura -p segura-shell -p pam_segura -p segura-server
 
 DEMO="$(mktemp -d /tmp/segura-demo.XXXXXX)"
 chmod 0755 "$DEMO" # world-traversable: the demo users run segura-shell from it

@@ -15,10 +15,10 @@ pub mod export;
 pub mod identity;
 pub mod login;
 pub mod policy;
+pub mod policy_cache;
 pub mod record;
 pub mod spool;
 pub mod time;
-pub mod upload;
 pub mod wire;
 
 /// The version of this library (and of the segura tools built with it).

@@ -74,7 +74,7 @@ pub fn arm(
 ) -> Result<Armed, LoginError> {
     let user: UserInfo = identity::user_by_name(&req.user)?;
     let host = identity::hostname();
-    let rules = crate::upload::effective_rules(config);
+    let rules = crate::policy_cache::effective_rules(config);
     let decision = policy::decide(
         &rules,
         &Request {
@@ -127,7 +127,7 @@ pub fn disarm(id: Uuid, config: &Config, busy_timeout: Duration) -> Result<(), L
     let login = spool.login(id)?;
     spool.end_login(id)?;
     spool.fold_wal_if_over(WAL_FOLD_BYTES);
-    crate::upload::nudge();
+    crate::policy_cache::nudge();
     if let Some(l) = login {
         let path = Path::new(MARKER_DIR)
             .join(l.meta.uid.to_string())

@@ -119,7 +119,7 @@ pub fn run(cmd: PolicyCmd, cli_config: Option<&Path>, config: &Config) -> Result
         } => {
             let info = identity::user_by_name(&user)?;
             let host = host.unwrap_or_else(identity::hostname);
-            let rules = libsegura::upload::effective_rules(config);
+            let rules = libsegura::policy_cache::effective_rules(config);
             let d = policy::decide(
                 &rules,
                 &Request {

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use libsegura::config::Config;
 use libsegura::identity;
 use libsegura::spool::Spool;
-use libsegura::upload::{self, Client, Credentials};
+use segura_agent::{self as upload, Client, Credentials};
 
-use libsegura::upload::NUDGE_SOCKET;
+use libsegura::policy_cache::NUDGE_SOCKET;
 
 pub fn enroll_host(config: &Config, server: &str, token: &str) -> Result<i32> {
     let timeout = Duration::from_millis(config.upload.timeout_ms);

@@ -415,3 +415,28 @@ fn make_install_stages_everything_under_destdir_and_uninstall_removes_it() {
         "configuration kept"
     );
 }
+
+#[test]
+fn the_pam_module_and_the_login_shell_do_not_load_libcurl() {
+    // They run inside sshd, su and login, and before every user's shell: no network library,
+    // no curl_global_init at load time. Only `segura` (sync) links libcurl.
+    for name in ["libpam_segura.so", "segura-shell"] {
+        let out = std::process::Command::new("readelf")
+            .arg("-d")
+            .arg(bin(name))
+            .output()
+            .unwrap();
+        let needed = String::from_utf8_lossy(&out.stdout);
+        assert!(needed.contains("NEEDED"), "{needed}");
+        assert!(
+            !needed.contains("libcurl"),
+            "{name} links libcurl: {needed}"
+        );
+    }
+    let out = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(bin("segura"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("libcurl"));
+}

@@ -1,4 +1,4 @@
-//! The upload agent: delivers logins, recordings, their chunks and audit events to the platform,
+//! segura-agent: the upload agent (`segura sync`). Delivers logins, recordings, their chunks and audit events to the platform,
 //! exactly once, resuming from what the platform acknowledged; and pulls the policy bundle.
 //!
 //! - libcurl, one handle reused for every request of a pass (keep-alive).
@@ -16,10 +16,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::chunk::Stream;
-use crate::config::UploadConfig;
-use crate::spool::{RecordingState, Spool, SpoolError};
-use crate::wire::{self, Acks, ChunkBatch, EnrollRequest, EnrollResponse, PolicyBundle, WireChunk};
+use libsegura::chunk::Stream;
+use libsegura::config::UploadConfig;
+use libsegura::policy_cache::{cached_etag, store_policy};
+use libsegura::spool::{RecordingState, Spool, SpoolError};
+use libsegura::wire::{
+    self, Acks, ChunkBatch, EnrollRequest, EnrollResponse, PolicyBundle, WireChunk,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -327,56 +330,6 @@ pub fn with_retries<T>(
     }
 }
 
-/// Where the policy bundle is cached: beside the spool, readable by the PAM module and the
-/// launcher while offline.
-pub fn policy_cache_path(spool: &Path) -> PathBuf {
-    spool.with_file_name("policy.json")
-}
-
-/// The rules in force on this host: the local ones from the configuration, then the platform's
-/// (as last pulled by `segura sync`, so they apply offline too).
-pub fn effective_rules(config: &crate::config::Config) -> Vec<crate::policy::Rule> {
-    let mut rules = config.rules.clone();
-    if let Some(bundle) = cached_policy(&config.spool.path) {
-        rules.extend(bundle.rules);
-    }
-    rules
-}
-
-/// Tells a running `segura sync --daemon` there is something to send (never waits).
-pub fn nudge() {
-    if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
-        let _ = s.set_nonblocking(true);
-        let _ = s.send_to(b"!", NUDGE_SOCKET);
-    }
-}
-
-/// Where `segura sync --daemon` listens for nudges.
-pub const NUDGE_SOCKET: &str = "/run/segura/sync.sock";
-
-/// The cached policy bundle, if any.
-pub fn cached_policy(spool: &Path) -> Option<PolicyBundle> {
-    let text = std::fs::read_to_string(policy_cache_path(spool)).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-fn store_policy(spool: &Path, bundle: &PolicyBundle, etag: Option<&str>) -> std::io::Result<()> {
-    let path = policy_cache_path(spool);
-    let tmp = path.with_extension("json.tmp");
-    let mut v = serde_json::to_value(bundle).unwrap_or_default();
-    if let (Some(o), Some(tag)) = (v.as_object_mut(), etag) {
-        o.insert("etag".into(), tag.into());
-    }
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&v).unwrap_or_default())?;
-    std::fs::rename(&tmp, &path)
-}
-
-fn cached_etag(spool: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(policy_cache_path(spool)).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("etag")?.as_str().map(str::to_string)
-}
-
 /// One pass: policy, logins, recordings and their chunks, audit events, then the purge of
 /// long-delivered chunks. Stops at the first transient failure (the caller retries later);
 /// permanent refusals of one recording quarantine it and the pass goes on.
@@ -404,7 +357,7 @@ pub fn sync_once(
             }
             Err((field, msg)) => {
                 let why = format!("invalid rule field {field}: {msg}");
-                crate::record::sys::syslog(
+                libsegura::record::sys::syslog(
                     libc::LOG_WARNING,
                     &format!("segura sync: refused the platform's policy bundle ({why}); keeping the last good one"),
                 );
@@ -452,7 +405,8 @@ pub fn sync_once(
 
     let keep_us =
         i64::try_from(cfg.keep_uploaded_hours.saturating_mul(3_600_000_000)).unwrap_or(i64::MAX);
-    report.purged_chunks = spool.purge_uploaded(crate::time::now_us().saturating_sub(keep_us))?;
+    report.purged_chunks =
+        spool.purge_uploaded(libsegura::time::now_us().saturating_sub(keep_us))?;
     Ok(report)
 }
 
@@ -460,7 +414,7 @@ fn upload_recording(
     spool: &Spool,
     client: &mut Client,
     cfg: &UploadConfig,
-    rec: &crate::spool::RecordingRow,
+    rec: &libsegura::spool::RecordingRow,
     report: &mut SyncReport,
 ) -> Result<(), UploadError> {
     let id = rec.meta.id;
