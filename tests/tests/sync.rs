@@ -241,6 +241,16 @@ fn kill_9_of_the_agent_twenty_times_loses_and_duplicates_nothing() {
     assert_delivered(&env, &server);
 }
 
+/// Points the host's credential at `proxy` instead of the platform; returns the credential as it
+/// was, to put back.
+fn route_through(env: &Env, server: &Server, proxy: &Proxy) -> String {
+    let creds = env.dir.path().join("host.toml");
+    let good = std::fs::read_to_string(&creds).unwrap();
+    let via = good.replace(&server.url(), &format!("http://127.0.0.1:{}", proxy.port));
+    std::fs::write(&creds, via).unwrap();
+    good
+}
+
 /// A loopback HTTP proxy that fails some requests: 500s, stalls, and (optionally) one altered
 /// byte in chunk uploads.
 struct Proxy {
@@ -361,11 +371,7 @@ fn failures_and_stalls_on_the_way_still_deliver_exactly_once() {
     let env = agent_env("batch_bytes = 65536\n");
     enroll(&env, &server.url(), &server.token());
     // The credential says where the platform is: point it through the proxy.
-    let creds = env.dir.path().join("host.toml");
-    let text = std::fs::read_to_string(&creds)
-        .unwrap()
-        .replace(&server.url(), &format!("http://127.0.0.1:{}", proxy.port));
-    std::fs::write(&creds, text).unwrap();
+    route_through(&env, &server, &proxy);
     for i in 0..3 {
         let out = env.run([
             "rec",
@@ -399,13 +405,8 @@ fn an_altered_chunk_is_caught_by_the_chain_and_set_aside_then_delivered() {
     let proxy = Proxy::start(server.port, 0, 0, true);
     let env = agent_env("");
     enroll(&env, &server.url(), &server.token());
+    let good = route_through(&env, &server, &proxy);
     let creds = env.dir.path().join("host.toml");
-    let good = std::fs::read_to_string(&creds).unwrap();
-    std::fs::write(
-        &creds,
-        good.replace(&server.url(), &format!("http://127.0.0.1:{}", proxy.port)),
-    )
-    .unwrap();
     env.ok(["rec", "--", "sh", "-c", "seq 1 20000"]);
     let out = env.run(["sync"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -512,13 +513,7 @@ fn the_policy_is_pulled_cached_for_offline_use_and_a_bad_bundle_is_refused() {
     server.start();
     // A bad bundle is refused and the last good one kept.
     let proxy = Proxy::start(server.port, 0, 0, true);
-    let creds = env.dir.path().join("host.toml");
-    let good = std::fs::read_to_string(&creds).unwrap();
-    std::fs::write(
-        &creds,
-        good.replace(&server.url(), &format!("http://127.0.0.1:{}", proxy.port)),
-    )
-    .unwrap();
+    route_through(&env, &server, &proxy);
     let report: serde_json::Value = serde_json::from_slice(&env.ok(["sync", "--json"])).unwrap();
     assert_eq!(report["policy_updated"], false, "{report}");
     assert!(
