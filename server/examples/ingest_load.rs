@@ -134,6 +134,8 @@ impl Phase {
     }
 }
 
+/// One host's encoded batch bodies.
+type HostBodies = Vec<Vec<u8>>;
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -560,7 +562,7 @@ fn main() -> Result<()> {
     let prep0 = Instant::now();
     let ids: Arc<Vec<Uuid>> = Arc::new((0..a.hosts).map(|_| Uuid::now_v7()).collect());
     let next = Arc::new(AtomicUsize::new(0));
-    let made: Arc<Mutex<Vec<Option<Vec<Vec<u8>>>>>> = Arc::new(Mutex::new(vec![None; a.hosts]));
+    let made: Arc<Mutex<Vec<Option<HostBodies>>>> = Arc::new(Mutex::new(vec![None; a.hosts]));
     let cores = thread::available_parallelism().map_or(2, |n| n.get());
     let workers: Vec<_> = (0..cores)
         .map(|_| {

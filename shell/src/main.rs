@@ -73,22 +73,34 @@ fn main() {
     let rest = args.get(1..).unwrap_or_default().to_vec();
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
-    let user = identity::user_by_uid(uid).ok();
-    let shell = user
-        .as_ref()
-        .and_then(|u| enroll::real_shell(Path::new(enroll::SHELLS_FILE), &u.name))
-        .unwrap_or_else(|| {
-            ["/bin/bash", "/bin/sh"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-                .unwrap_or_else(|| PathBuf::from("/bin/sh"))
-        });
     let hint = std::env::var(ENV_SESSION).ok();
     let marker = login::find_marker(Path::new(MARKER_DIR), uid, hint.as_deref());
-    let (Some(marker), Some(user)) = (marker, user) else {
+    let fallback = || {
+        ["/bin/bash", "/bin/sh"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("/bin/sh"))
+    };
+    let Some(marker) = marker else {
+        // Not recorded: be quick. The login name from the environment only picks which of
+        // the remembered shells to run as this very user (no privilege rides on it); the
+        // name service is asked only when the environment does not say.
+        let name = std::env::var("LOGNAME")
+            .or_else(|_| std::env::var("USER"))
+            .ok()
+            .filter(|n| !n.is_empty())
+            .or_else(|| identity::user_by_uid(uid).ok().map(|u| u.name));
+        let shell = name
+            .and_then(|n| enroll::real_shell(Path::new(enroll::SHELLS_FILE), &n))
+            .unwrap_or_else(fallback);
         exec_real(&shell, login_shell, &rest, uid, gid);
     };
+    let Ok(user) = identity::user_by_uid(uid) else {
+        exec_real(&fallback(), login_shell, &rest, uid, gid);
+    };
+    let shell =
+        enroll::real_shell(Path::new(enroll::SHELLS_FILE), &user.name).unwrap_or_else(fallback);
     match record_session(&marker, &user, &shell, login_shell, &rest, gid) {
         Ok(outcome) => outcome.exit(),
         Err(e) => {

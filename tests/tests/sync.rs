@@ -196,10 +196,10 @@ fn recorded_offline_delivered_when_the_platform_returns() {
 #[test]
 fn kill_9_of_the_agent_twenty_times_loses_and_duplicates_nothing() {
     let server = Server::new();
-    let env = agent_env("batch_bytes = 131072\n");
+    let env = agent_env("batch_bytes = 65536\n");
     enroll(&env, &server.url(), &server.token());
     for _ in 0..2 {
-        let out = env.run(["rec", "--", "head", "-c", "12000000", "/dev/urandom"]);
+        let out = env.run(["rec", "--", "head", "-c", "16000000", "/dev/urandom"]);
         assert!(out.status.success());
     }
     let mut rng_state = 0x2545_f491_4f6c_dd1du64;
@@ -224,7 +224,7 @@ fn kill_9_of_the_agent_twenty_times_loses_and_duplicates_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(5 + next() % 60));
+        std::thread::sleep(Duration::from_millis(10 + next() % 120));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let after = pending();
