@@ -417,6 +417,23 @@ fn upload_recording(
     rec: &libsegura::spool::RecordingRow,
     report: &mut SyncReport,
 ) -> Result<(), UploadError> {
+    upload_streams(spool, client, cfg, rec, &Stream::ALL, report)?;
+    if rec.state != RecordingState::Recording {
+        // The final state, once every chunk is there.
+        spool.recording_uploaded(rec.meta.id, rec.state)?;
+    }
+    Ok(())
+}
+
+/// Registers a recording with the platform and sends its unacknowledged chunks of `streams`.
+pub fn upload_streams(
+    spool: &Spool,
+    client: &mut Client,
+    cfg: &UploadConfig,
+    rec: &libsegura::spool::RecordingRow,
+    streams: &[Stream],
+    report: &mut SyncReport,
+) -> Result<(), UploadError> {
     let id = rec.meta.id;
     let path = format!("/recordings/{id}");
     with_retries(4, || client.put_json(&path, rec))?;
@@ -424,7 +441,8 @@ fn upload_recording(
     let acks = with_retries(4, || client.acks(id))?;
     mark(spool, id, &acks)?;
     loop {
-        let chunks = spool.unacked_chunks(id, cfg.batch_bytes, wire::MAX_BATCH_CHUNKS)?;
+        let chunks =
+            spool.unacked_chunks_in(id, streams, cfg.batch_bytes, wire::MAX_BATCH_CHUNKS)?;
         if chunks.is_empty() {
             break;
         }
@@ -448,9 +466,17 @@ fn upload_recording(
             .map(|c| c.blob.len() as u64)
             .sum::<u64>();
     }
-    if rec.state != RecordingState::Recording {
-        // The final state, once every chunk is there.
-        spool.recording_uploaded(id, rec.state)?;
+    Ok(())
+}
+
+/// Notes that the platform holds a finished recording completely (after [`upload_streams`]
+/// sent every stream).
+pub fn recording_delivered(
+    spool: &Spool,
+    rec: &libsegura::spool::RecordingRow,
+) -> Result<(), UploadError> {
+    if rec.state != RecordingState::Recording && spool.unacked_count(rec.meta.id)? == 0 {
+        spool.recording_uploaded(rec.meta.id, rec.state)?;
     }
     Ok(())
 }

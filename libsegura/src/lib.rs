@@ -20,6 +20,7 @@ pub mod record;
 pub mod spool;
 pub mod time;
 pub mod wire;
+pub mod wrap;
 
 /// The version of this library (and of the segura tools built with it).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1007,15 +1007,31 @@ impl Spool {
         max_bytes: usize,
         max_chunks: usize,
     ) -> Result<Vec<SealedChunk>, SpoolError> {
+        self.unacked_chunks_in(id, &Stream::ALL, max_bytes, max_chunks)
+    }
+
+    /// Like [`Spool::unacked_chunks`], only of these streams.
+    pub fn unacked_chunks_in(
+        &self,
+        id: Uuid,
+        streams: &[Stream],
+        max_bytes: usize,
+        max_chunks: usize,
+    ) -> Result<Vec<SealedChunk>, SpoolError> {
+        let list = streams
+            .iter()
+            .map(|s| (*s as u8).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let mut st = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT stream, seq, first_us, last_us, raw_len, hash, data FROM chunks
                  WHERE id >= ((SELECT num FROM recordings WHERE id = ?1) << 34)
                    AND id < (((SELECT num FROM recordings WHERE id = ?1) + 1) << 34)
-                   AND acked = 0
-                 ORDER BY id",
-            )
+                   AND acked = 0 AND stream IN ({list})
+                 ORDER BY id"
+            ))
             .map_err(|e| self.sql(e))?;
         let mut rows = st.query([id.to_string()]).map_err(|e| self.sql(e))?;
         let mut out = Vec::new();

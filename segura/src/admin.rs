@@ -171,6 +171,176 @@ fn write_like(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }
 
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The name dpkg knows a file by: on a merged-/usr system packages may list `/bin/ping` for
+/// what is `/usr/bin/ping` on disk. Returns that name and the owning package.
+fn dpkg_name(path: &Path) -> Option<(PathBuf, String)> {
+    let mut names = vec![path.to_path_buf()];
+    let text = path.display().to_string();
+    for (usr, alias) in [
+        ("/usr/bin/", "/bin/"),
+        ("/usr/sbin/", "/sbin/"),
+        ("/usr/lib/", "/lib/"),
+    ] {
+        if let Some(rest) = text.strip_prefix(usr) {
+            names.push(PathBuf::from(format!("{alias}{rest}")));
+        }
+    }
+    names
+        .into_iter()
+        .find_map(|n| package_owning(&n).map(|pkg| (n, pkg)))
+}
+
+/// The Debian package that owns `path`, if any.
+fn package_owning(path: &Path) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .arg("-S")
+        .arg(path)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Diversions are listed first ("diversion by segura from: …"); the owner follows.
+    let line = text.lines().find(|l| !l.starts_with("diversion by"))?;
+    let pkg = line.split(':').next()?.trim().to_string();
+    (!pkg.is_empty()).then_some(pkg)
+}
+
+fn run_ok(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// `segura wrap PATH`: puts the launcher where the program (the final target of PATH) was; the
+/// real file moves aside (dpkg-divert when a package owns it) keeping its inode, owner, mode,
+/// setuid bit and file capabilities.
+pub fn wrap(
+    path: &Path,
+    launcher: &Path,
+    config: &Path,
+    owner: Option<(u32, u32)>,
+    table: &Path,
+) -> Result<i32> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = std::fs::canonicalize(path)
+        .with_context(|| format!("{} does not exist", path.display()))?;
+    let mut entries = libsegura::wrap::read(table)?;
+    if entries.iter().any(|w| w.path == target) {
+        println!("{}: already wrapped", target.display());
+        return Ok(0);
+    }
+    if !launcher.is_file() {
+        bail!(
+            "{} does not exist (install segura-launch, or give --launcher)",
+            launcher.display()
+        );
+    }
+    let real = PathBuf::from(format!("{}.segura-real", target.display()));
+    let sha256 = sha256_file(&target)?;
+    // The launcher's copy first, beside the target, so the swap below is two renames.
+    let staged = PathBuf::from(format!("{}.segura-launch", target.display()));
+    std::fs::copy(launcher, &staged)
+        .with_context(|| format!("copying the launcher to {}", staged.display()))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&staged, Some(uid), Some(gid))?;
+    }
+    std::fs::set_permissions(
+        &staged,
+        std::fs::Permissions::from_mode(if owner.is_some() { 0o6755 } else { 0o755 }),
+    )?;
+    match dpkg_name(&target) {
+        Some((name, pkg)) => {
+            let divert = PathBuf::from(format!("{}.segura-real", name.display()));
+            run_ok(
+                Command::new("dpkg-divert")
+                    .args(["--package", "segura", "--add", "--rename", "--divert"])
+                    .arg(&divert)
+                    .arg(&name),
+            )
+            .with_context(|| format!("diverting {} (owned by {pkg})", name.display()))?;
+        }
+        None => std::fs::rename(&target, &real)
+            .with_context(|| format!("moving {} aside", target.display()))?,
+    }
+    std::fs::rename(&staged, &target)?;
+    entries.push(libsegura::wrap::Wrapped {
+        path: target.clone(),
+        real: real.clone(),
+        config: config.to_path_buf(),
+        sha256,
+    });
+    libsegura::wrap::write(table, &entries)?;
+    println!(
+        "{}: wrapped (the real program is now {})",
+        target.display(),
+        real.display()
+    );
+    Ok(0)
+}
+
+/// `segura unwrap PATH`: puts the real program back, byte for byte, and removes the diversion.
+pub fn unwrap(path: &Path, table: &Path) -> Result<i32> {
+    let target = std::fs::canonicalize(path)
+        .with_context(|| format!("{} does not exist", path.display()))?;
+    let mut entries = libsegura::wrap::read(table)?;
+    let Some(w) = entries.iter().find(|w| w.path == target).cloned() else {
+        bail!("{} is not wrapped", target.display());
+    };
+    let diverted = dpkg_name(&target)
+        .map(|(n, _)| n)
+        .into_iter()
+        .chain([target.clone()])
+        .find(|n| {
+            Command::new("dpkg-divert")
+                .arg("--listpackage")
+                .arg(n)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "segura")
+                .unwrap_or(false)
+        });
+    std::fs::remove_file(&target)
+        .with_context(|| format!("removing the launcher at {}", target.display()))?;
+    if let Some(name) = diverted {
+        run_ok(
+            Command::new("dpkg-divert")
+                .args(["--package", "segura", "--rename", "--divert"])
+                .arg(format!("{}.segura-real", name.display()))
+                .arg("--remove")
+                .arg(&name),
+        )?;
+    } else {
+        std::fs::rename(&w.real, &target)
+            .with_context(|| format!("moving {} back", w.real.display()))?;
+    }
+    entries.retain(|e| e.path != target);
+    libsegura::wrap::write(table, &entries)?;
+    let now = sha256_file(&target)?;
+    if now != w.sha256 {
+        eprintln!(
+            "segura: warning: {} differs from when it was wrapped (updated meanwhile?)",
+            target.display()
+        );
+    }
+    println!("{}: unwrapped", target.display());
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

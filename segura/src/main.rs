@@ -113,6 +113,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Put the launcher in front of a program (binary-run rules); both a link and its target are covered
+    Wrap {
+        /// The program, as `which` prints it (a link is followed to its final target)
+        path: PathBuf,
+        /// The launcher [default: segura-launch beside this program, or in ../sbin]
+        #[arg(long, value_name = "PATH")]
+        launcher: Option<PathBuf>,
+    },
+    /// Put a wrapped program back, byte for byte
+    Unwrap { path: PathBuf },
     /// Make segura-shell the login shell of users (remembering their real shells)
     Enroll {
         /// User names
@@ -196,6 +206,20 @@ fn main() {
     }
 }
 
+/// A program installed with this one: beside it, or in ../sbin (where make install puts it).
+fn sibling_program(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let here = exe.with_file_name(name);
+    let sbin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("sbin").join(name));
+    Ok(match sbin {
+        Some(s) if !here.exists() && s.exists() => s,
+        _ => here,
+    })
+}
+
 fn load_config(cli_config: Option<&Path>, cli_spool: Option<&Path>) -> Result<Config> {
     let mut config = Config::load(cli_config)?;
     if let Some(spool) = cli_spool {
@@ -235,19 +259,7 @@ fn run(cli: Cli) -> Result<i32> {
         } => {
             let shell = match shell {
                 Some(s) => s,
-                None => {
-                    // Beside this program, or in ../sbin (where make install puts it).
-                    let exe = std::env::current_exe()?;
-                    let here = exe.with_file_name("segura-shell");
-                    let sbin = exe
-                        .parent()
-                        .and_then(Path::parent)
-                        .map(|p| p.join("sbin/segura-shell"));
-                    match sbin {
-                        Some(s) if !here.exists() && s.exists() => s,
-                        _ => here,
-                    }
-                }
+                None => sibling_program("segura-shell")?,
             };
             return admin::enroll(&users, group.as_deref(), &shell, shells);
         }
@@ -271,6 +283,36 @@ fn run(cli: Cli) -> Result<i32> {
     let config = load_config(cli.config.as_deref(), cli.spool.as_deref())?;
     if let Cmd::Policy { command } = cli.command {
         return policy_cmd::run(command, cli.config.as_deref(), &config);
+    }
+    let wrapped = Path::new(libsegura::wrap::WRAPPED_FILE);
+    match &cli.command {
+        Cmd::Wrap { path, launcher } => {
+            let launcher = match launcher {
+                Some(l) => l.clone(),
+                None => sibling_program("segura-launch")?,
+            };
+            let owner = match (&config.spool.owner, &config.spool.group) {
+                (Some(u), g) => {
+                    let user = libsegura::identity::user_by_name(u)?;
+                    let gid = match g {
+                        Some(g) => libsegura::identity::group_gid(g)?.unwrap_or(user.gid),
+                        None => user.gid,
+                    };
+                    Some((user.uid, gid))
+                }
+                (None, _) => None,
+            };
+            let config_path = match cli.config.clone() {
+                Some(c) => c,
+                None => std::env::var_os(libsegura::config::ENV_CONFIG)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(libsegura::config::DEFAULT_CONFIG_PATH)),
+            };
+            let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
+            return admin::wrap(path, &launcher, &config_path, owner, wrapped);
+        }
+        Cmd::Unwrap { path } => return admin::unwrap(path, wrapped),
+        _ => {}
     }
     if let Cmd::EnrollHost { server, token } = &cli.command {
         return sync_cmd::enroll_host(&config, server, token);
@@ -305,6 +347,8 @@ fn run(cli: Cli) -> Result<i32> {
         | Cmd::Unenroll { .. }
         | Cmd::Setup { .. }
         | Cmd::EnrollHost { .. }
+        | Cmd::Wrap { .. }
+        | Cmd::Unwrap { .. }
         | Cmd::Sync { .. } => {
             unreachable!("handled above")
         }

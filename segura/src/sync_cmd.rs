@@ -23,8 +23,20 @@ pub fn enroll_host(config: &Config, server: &str, token: &str) -> Result<i32> {
         secret: reply.secret,
     };
     creds.save(&config.upload.credentials)?;
+    // The launcher (setuid to the spool's owner) uploads a recorded run at once: let the
+    // spool's group read the credential.
+    if let Some(group) = &config.spool.group {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(gid) = identity::group_gid(group)? {
+            std::os::unix::fs::chown(&config.upload.credentials, None, Some(gid))?;
+            std::fs::set_permissions(
+                &config.upload.credentials,
+                std::fs::Permissions::from_mode(0o640),
+            )?;
+        }
+    }
     println!(
-        "enrolled {host} as {} with {}; credential stored in {} (0600)",
+        "enrolled {host} as {} with {}; credential stored in {}",
         creds.host_id,
         creds.server,
         config.upload.credentials.display()

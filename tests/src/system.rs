@@ -191,6 +191,11 @@ impl Install {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let owner = User::system("sgtspool");
         let spool = dir.path().join("spool/spool.db");
+        // As `make install` does: the spool directory belongs to the spool's owner.
+        let spool_dir = dir.path().join("spool");
+        std::fs::create_dir(&spool_dir).unwrap();
+        std::os::unix::fs::chown(&spool_dir, Some(owner.uid), Some(owner.gid)).unwrap();
+        std::fs::set_permissions(&spool_dir, std::fs::Permissions::from_mode(0o770)).unwrap();
         let config = dir.path().join("segura.toml");
         std::fs::write(
             &config,

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -127,6 +128,43 @@ pub fn drop_privileges_on_exec(cmd: &mut Command, uid: u32, gid: u32) {
             Ok(())
         });
     }
+}
+
+/// While a program runs in the foreground of the same terminal, ^C and ^\ are meant for it:
+/// block them here (the program gets a clean mask) until the guard is dropped.
+pub struct TerminalSignalsBlocked(nix::sys::signal::SigSet);
+
+/// See [`TerminalSignalsBlocked`].
+pub fn block_terminal_signals() -> TerminalSignalsBlocked {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGQUIT);
+    let old = set
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .unwrap_or_else(|_| SigSet::empty());
+    TerminalSignalsBlocked(old)
+}
+
+impl Drop for TerminalSignalsBlocked {
+    fn drop(&mut self) {
+        let _ = self.0.thread_set_mask();
+    }
+}
+
+/// The path this program was started by (the kernel's AT_EXECFN), as given to execve.
+pub fn exec_path() -> Option<std::path::PathBuf> {
+    // SAFETY: getauxval only reads the auxiliary vector; AT_EXECFN's value, when present, is
+    // a pointer to a NUL-terminated string on the initial stack, alive for the whole process.
+    let p = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: checked non-null above; the kernel guarantees the terminating NUL.
+    let s = unsafe { std::ffi::CStr::from_ptr(p) };
+    Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+        s.to_bytes(),
+    )))
 }
 
 /// Logs a line to syslog (facility AUTHPRIV) under the program's name.

@@ -1,0 +1,87 @@
+//! Programs put behind the launcher by `segura wrap`: the table the launcher reads to know what
+//! it stands in front of. `/etc/segura/wrapped`, root-owned, one tab-separated line each:
+//! `PATH<TAB>REAL<TAB>CONFIG<TAB>SHA256`, where PATH is where the launcher now is (the final
+//! target of the path the administrator named), REAL where the real program was moved (by
+//! dpkg-divert when a package owns it) and SHA256 the real program's hash when wrapped.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The table's default place.
+pub const WRAPPED_FILE: &str = "/etc/segura/wrapped";
+
+/// One wrapped program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wrapped {
+    /// Where the launcher is (the program's canonical path).
+    pub path: PathBuf,
+    /// Where the real program is now.
+    pub real: PathBuf,
+    /// The configuration the launcher reads.
+    pub config: PathBuf,
+    /// SHA-256 of the real program when it was wrapped (hex).
+    pub sha256: String,
+}
+
+/// Reads the table (missing: empty).
+pub fn read(file: &Path) -> std::io::Result<Vec<Wrapped>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() == 4).then(|| Wrapped {
+                path: PathBuf::from(f[0]),
+                real: PathBuf::from(f[1]),
+                config: PathBuf::from(f[2]),
+                sha256: f[3].to_string(),
+            })
+        })
+        .collect())
+}
+
+/// Writes the table atomically (0644); an empty table removes the file.
+pub fn write(file: &Path, entries: &[Wrapped]) -> std::io::Result<()> {
+    if entries.is_empty() {
+        return match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(".wrapped.segura-tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    writeln!(
+        f,
+        "# Programs behind segura's launcher (`segura wrap`): path, real, config, sha256."
+    )?;
+    for w in entries {
+        writeln!(
+            f,
+            "{}\t{}\t{}\t{}",
+            w.path.display(),
+            w.real.display(),
+            w.config.display(),
+            w.sha256
+        )?;
+    }
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)
+}
+
+/// The entry for the launcher at `path`.
+pub fn lookup(file: &Path, path: &Path) -> Option<Wrapped> {
+    read(file).ok()?.into_iter().find(|w| w.path == path)
+}

@@ -1,0 +1,330 @@
+//! Binary-run rules, for real: `segura wrap` puts the launcher in front of a program (and of
+//! the real /usr/bin/ping, capabilities and dpkg diversion included); runs by a matching user
+//! are recorded and uploaded at once, runs by others audited or left alone; `segura unwrap`
+//! restores the program byte for byte. Runs as root; undoes everything.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use segura_tests::platform::Server;
+use segura_tests::system::{exclusive, run, Group, Install, Restore, User};
+use segura_tests::{bin, Term, SIZE};
+
+fn sha256(path: &Path) -> String {
+    String::from_utf8(run(Command::new("sha256sum").arg(path)).stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn getcap(path: &Path) -> String {
+    String::from_utf8(run(Command::new("getcap").arg(path)).stdout).unwrap()
+}
+
+/// `segura ARGS` with the installation's configuration (root).
+fn segura(install: &Install, args: &[&str]) -> Output {
+    run(install.segura().args(args))
+}
+
+fn as_user(u: &User, argv: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid",
+            &u.uid.to_string(),
+            "--regid",
+            &u.gid.to_string(),
+            "--init-groups",
+            "--",
+        ])
+        .args(argv)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn audit_events(install: &Install) -> Vec<serde_json::Value> {
+    let db = rusqlite::Connection::open(&install.spool).unwrap();
+    let mut st = db
+        .prepare("SELECT body FROM audit_events WHERE kind = 'binary-run' ORDER BY at")
+        .unwrap();
+    let rows = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(|b| serde_json::from_str(&b.unwrap()).unwrap())
+        .collect()
+}
+
+/// Unwraps on drop if the test did not get to it (a failed assertion must not leave a system
+/// program behind the launcher).
+struct WrapGuard<'a> {
+    install: &'a Install,
+    path: &'a str,
+}
+
+impl Drop for WrapGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.install.segura().args(["unwrap", self.path]).output();
+    }
+}
+
+/// Keeps /etc/segura as it was (the table of wrapped programs lives there).
+struct EtcSegura {
+    _wrapped: Restore,
+    created: bool,
+}
+
+impl EtcSegura {
+    fn new() -> EtcSegura {
+        EtcSegura {
+            created: !Path::new("/etc/segura").exists(),
+            _wrapped: Restore::new("/etc/segura/wrapped"),
+        }
+    }
+}
+
+impl Drop for EtcSegura {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = std::fs::remove_file("/etc/segura/wrapped");
+            let _ = std::fs::remove_dir("/etc/segura");
+        }
+    }
+}
+
+#[test]
+fn a_wrapped_program_and_its_link_are_recorded_for_the_primary_group_and_audited_for_others() {
+    let _lock = exclusive();
+    let _etc = EtcSegura::new();
+    let (_g1, _g2) = (Group::create("sgtrec"), Group::create("sgtother"));
+    let alice = User::create("sgtalice", "sgtrec", &[]);
+    let bob = User::create("sgtbob", "sgtother", &["sgtrec"]);
+    let install = Install::new("");
+    let progs = install.dir.path().join("progs");
+    std::fs::create_dir(&progs).unwrap();
+    std::fs::set_permissions(&progs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let prog = progs.join("prog");
+    std::fs::write(
+        &prog,
+        "#!/bin/sh\necho \"prog ran: $*\"\necho to-stderr >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = progs.join("prog-link");
+    std::os::unix::fs::symlink(&prog, &link).unwrap();
+    let rules = format!(
+        "\n[[rule]]\nname = \"record prog\"\nguideline = \"binary-run\"\napplication_path = \"{l}\"\n\
+         path_is_symlink = true\nenable_recording = true\nsubject_type = \"group\"\nsubject = \"sgtrec\"\n\
+         \n[[rule]]\nname = \"audit prog\"\nguideline = \"binary-run\"\napplication_path = \"{l}\"\n\
+         path_is_symlink = true\nsubject_type = \"group\"\nsubject = \"sgtother\"\n",
+        l = link.display()
+    );
+    let mut config = std::fs::read_to_string(&install.config).unwrap();
+    config.push_str(&rules);
+    std::fs::write(&install.config, config).unwrap();
+    let before = (sha256(&prog), std::fs::metadata(&prog).unwrap().mode());
+
+    let syslog = segura_tests::system::Syslog::listen();
+    segura(
+        &install,
+        &[
+            "wrap",
+            link.to_str().unwrap(),
+            "--launcher",
+            bin("segura-launch").to_str().unwrap(),
+        ],
+    );
+    let link_text = link.display().to_string();
+    let _unwrap = WrapGuard {
+        install: &install,
+        path: &link_text,
+    };
+    let md = std::fs::metadata(&prog).unwrap();
+    assert_eq!(
+        (md.uid(), md.mode() & 0o7777),
+        (install.owner.uid, 0o6755),
+        "the launcher is in place"
+    );
+
+    // alice (primary group sgtrec), through the link and through the target: recorded.
+    for name in [&link, &prog] {
+        let out = as_user(&alice, &[name.to_str().unwrap(), "a", "b c"]);
+        assert_eq!(out.status.code(), Some(3), "the program's own exit status");
+        assert_eq!(
+            out.stdout, b"prog ran: a b c\n",
+            "arguments and output untouched"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("to-stderr\n"), "{err}");
+        assert!(
+            err.contains("kept on this machine and will be sent later"),
+            "{err} {:?} {:?}",
+            syslog.as_ref().map(|s| s.drain()),
+            install.recordings()
+        );
+    }
+    let recs = install.recordings();
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    for r in &recs {
+        assert_eq!(
+            (r["kind"].as_str(), r["rule"].as_str(), r["user"].as_str()),
+            (Some("binary"), Some("record prog"), Some("sgtalice"))
+        );
+        assert_eq!(
+            install.raw(r["id"].as_str().unwrap(), "output"),
+            b"prog ran: a b c\n"
+        );
+        assert_eq!(r["exit_status"], "3");
+    }
+    // bob has sgtrec only as a secondary group: not recorded, but his primary group is audited.
+    let out = as_user(&bob, &[link.to_str().unwrap(), "x"]);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(3), &b"prog ran: x\n"[..])
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("recording"),
+        "nothing said to bob"
+    );
+    assert_eq!(install.recordings().len(), 2);
+    let audit = audit_events(&install);
+    assert_eq!(audit.len(), 3, "{audit:#?}");
+    let bobs = &audit[2];
+    assert_eq!(
+        (bobs["exit_code"].as_i64(), bobs["recorded"].is_null()),
+        (Some(3), true)
+    );
+    assert_eq!(bobs["canonical_path"], prog.display().to_string());
+    assert_eq!(bobs["path"], link.display().to_string());
+    assert_eq!(bobs["primary_group"], "sgtother");
+    assert_eq!(bobs["argv"][1], "x");
+
+    segura(&install, &["unwrap", link.to_str().unwrap()]);
+    let after = (sha256(&prog), std::fs::metadata(&prog).unwrap().mode());
+    assert_eq!(
+        before, after,
+        "unwrap restores the program byte for byte, mode included"
+    );
+    assert!(!PathBuf::from(format!("{}.segura-real", prog.display())).exists());
+}
+
+#[test]
+fn wrapped_ping_keeps_its_capability_uploads_at_exit_and_keeps_the_run_when_offline() {
+    let _lock = exclusive();
+    let _etc = EtcSegura::new();
+    let ping = Path::new("/usr/bin/ping");
+    let before = (
+        sha256(ping),
+        getcap(ping),
+        std::fs::metadata(ping).unwrap().mode(),
+    );
+    assert!(
+        before.1.contains("cap_net_raw"),
+        "ping has its file capability: {}",
+        before.1
+    );
+    let _g = Group::create("sgtrec");
+    let alice = User::create("sgtalice", "sgtrec", &[]);
+    let install = Install::new(
+        "[[rule]]\nname = \"record ping\"\nguideline = \"binary-run\"\napplication_path = \"/usr/bin/ping\"\n\
+         enable_recording = true\nsubject_type = \"group\"\nsubject = \"sgtrec\"\n",
+    );
+    let creds = install.dir.path().join("host.toml");
+    let mut config = std::fs::read_to_string(&install.config).unwrap();
+    config.push_str(&format!(
+        "\n[upload]\ncredentials = \"{}\"\ntimeout_ms = 3000\n",
+        creds.display()
+    ));
+    // [upload] must come before the rules: rewrite the file with it in front.
+    let (head, rules) = config.split_at(config.find("[[rule]]").unwrap());
+    let upload = &rules[rules.find("\n[upload]").unwrap()..];
+    let rules = &rules[..rules.find("\n[upload]").unwrap()];
+    std::fs::write(&install.config, format!("{head}{upload}\n{rules}")).unwrap();
+    let mut server = Server::new();
+    let token = server.token();
+    segura(
+        &install,
+        &["enroll-host", "--server", &server.url(), "--token", &token],
+    );
+
+    segura(
+        &install,
+        &[
+            "wrap",
+            "/usr/bin/ping",
+            "--launcher",
+            bin("segura-launch").to_str().unwrap(),
+        ],
+    );
+    let _unwrap = WrapGuard {
+        install: &install,
+        path: "/usr/bin/ping",
+    };
+    assert!(
+        getcap(Path::new("/usr/bin/ping.segura-real")).contains("cap_net_raw"),
+        "capability kept"
+    );
+    let diversions =
+        String::from_utf8(run(Command::new("dpkg-divert").arg("--list")).stdout).unwrap();
+    assert!(
+        diversions.contains("/bin/ping to /bin/ping.segura-real by segura"),
+        "{diversions}"
+    );
+
+    let ping_as_alice = || {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            &alice.uid.to_string(),
+            "--regid",
+            &alice.gid.to_string(),
+            "--init-groups",
+            "--",
+        ])
+        .args(["ping", "-c", "4", "-i", "0.2", "127.0.0.1"]);
+        Term::spawn(&mut c, SIZE, false).finish(Duration::from_secs(60))
+    };
+    let (seen, status) = ping_as_alice();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(status.success(), "{text}");
+    assert!(
+        text.contains("4 packets transmitted, 4 received"),
+        "ping works unprivileged: {text}"
+    );
+    assert!(
+        text.contains("Uploading recorded output data...\r\nOK.\r\n\r\nUploading recorded input data...\r\nOK.\r\n"),
+        "{text}"
+    );
+    let remote = server.recordings();
+    assert_eq!(remote.len(), 1, "{remote:#?}");
+    let id = remote[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(remote[0]["complete"], true);
+    let cast = String::from_utf8(server.export(&id)).unwrap();
+    assert!(cast.contains("icmp_seq=4"), "{cast}");
+
+    // Offline: the run is kept, and `segura sync` delivers it later.
+    server.stop();
+    let (seen, status) = ping_as_alice();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(status.success());
+    assert!(
+        text.contains("kept on this machine and will be sent later"),
+        "{text}"
+    );
+    server.start();
+    segura(&install, &["sync"]);
+    assert_eq!(server.recordings().len(), 2);
+    assert!(server.recordings().iter().all(|r| r["complete"] == true));
+
+    segura(&install, &["unwrap", "/usr/bin/ping"]);
+    let after = (
+        sha256(ping),
+        getcap(ping),
+        std::fs::metadata(ping).unwrap().mode(),
+    );
+    assert_eq!(before, after, "hash, capability and mode restored");
+    let diversions =
+        String::from_utf8(run(Command::new("dpkg-divert").arg("--list")).stdout).unwrap();
+    assert!(!diversions.contains("segura"), "{diversions}");
+}
