@@ -11,9 +11,7 @@ use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use libsegura::chunk::Stream;
 use libsegura::config::Config;
 use libsegura::identity;
 use libsegura::login::{self, ENV_SESSION, MARKER_DIR};
@@ -209,51 +207,32 @@ fn main() {
         }
     }
     if let Some((id, spool)) = recording {
-        upload_now(&config, &spool, id);
+        drop(spool);
+        upload_now(&w, &config, id);
     }
     libsegura::policy_cache::nudge();
     sys::exit_like(code, signal)
 }
 
-/// Sends this run's recording now, briefly, saying so; when it cannot, says it is kept.
-fn upload_now(config: &Config, spool: &Spool, id: uuid::Uuid) {
-    let kept = |why: &str| {
+/// Sends this run's recording now by running `segura upload-now` (which announces it, or says
+/// the run is kept). The launcher itself links no network library, so an unrecorded run costs
+/// one exec. The environment is cleared: `segura` must take the spool and the configuration from
+/// the table, not from the user.
+fn upload_now(w: &Wrapped, config: &Config, id: uuid::Uuid) {
+    let status = Command::new(&w.segura)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .arg("--config")
+        .arg(&w.config)
+        .arg("--spool")
+        .arg(&config.spool.path)
+        .arg("upload-now")
+        .arg(id.to_string())
+        .status();
+    if let Err(e) = status {
         eprintln!(
-            "segura: the recording could not be sent now ({why}); it is kept on this machine and will be sent later"
+            "segura: the recording could not be sent now ({}: {e}); it is kept on this machine and will be sent later",
+            w.segura.display()
         );
-    };
-    let creds = match segura_agent::Credentials::load(&config.upload.credentials) {
-        Ok(c) => c,
-        Err(_) if !config.upload.credentials.exists() => {
-            return kept("this host is not enrolled with a platform yet")
-        }
-        Err(e) => return kept(&e.to_string()),
-    };
-    let Ok(rec) = spool.recording(&id.to_string()) else {
-        return kept("it is not in the spool");
-    };
-    let mut client = segura_agent::Client::with_credentials(&creds, Duration::from_secs(5));
-    let mut report = segura_agent::SyncReport::default();
-    let cfg = &config.upload;
-    eprintln!("Uploading recorded output data...");
-    if let Err(e) = segura_agent::upload_streams(
-        spool,
-        &mut client,
-        cfg,
-        &rec,
-        &[Stream::Output, Stream::Stderr, Stream::Events],
-        &mut report,
-    ) {
-        return kept(&e.to_string());
     }
-    eprintln!("OK.");
-    eprintln!();
-    eprintln!("Uploading recorded input data...");
-    if let Err(e) =
-        segura_agent::upload_streams(spool, &mut client, cfg, &rec, &[Stream::Input], &mut report)
-    {
-        return kept(&e.to_string());
-    }
-    eprintln!("OK.");
-    let _ = segura_agent::recording_delivered(spool, &rec);
 }

@@ -284,6 +284,7 @@ pub fn wrap(
         real: real.clone(),
         config: config.to_path_buf(),
         sha256,
+        segura: std::env::current_exe()?,
     });
     libsegura::wrap::write(table, &entries)?;
     println!(
@@ -339,6 +340,38 @@ pub fn unwrap(path: &Path, table: &Path) -> Result<i32> {
     }
     println!("{}: unwrapped", target.display());
     Ok(0)
+}
+
+/// Makes the wrapped programs follow the binary-run rules in force (local and the platform's):
+/// programs a rule names are wrapped, wrapped programs no rule names any more are unwrapped.
+pub fn follow_policy(
+    config: &libsegura::config::Config,
+    config_path: &Path,
+    launcher: &Path,
+    owner: Option<(u32, u32)>,
+    table: &Path,
+) -> Result<()> {
+    use libsegura::policy::Guideline;
+    let mut desired: Vec<PathBuf> = libsegura::policy_cache::effective_rules(config)
+        .iter()
+        .filter(|r| r.enabled && r.guideline == Guideline::BinaryRun)
+        .filter_map(|r| r.application_path.as_deref())
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    desired.sort();
+    desired.dedup();
+    let current = libsegura::wrap::read(table)?;
+    for path in &desired {
+        if !current.iter().any(|w| &w.path == path) {
+            wrap(path, launcher, config_path, owner, table)?;
+        }
+    }
+    for w in current {
+        if !desired.contains(&w.path) {
+            unwrap(&w.path, table)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -113,6 +113,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Upload one recording now, saying so (run by the launcher when a recorded program ends)
+    #[command(hide = true)]
+    UploadNow { id: String },
     /// Put the launcher in front of a program (binary-run rules); both a link and its target are covered
     Wrap {
         /// The program, as `which` prints it (a link is followed to its final target)
@@ -206,6 +209,21 @@ fn main() {
     }
 }
 
+/// The spool owner's (uid, gid), which setuid programs (segura-shell, the launcher) run as.
+fn spool_owner(config: &Config) -> Result<Option<(u32, u32)>> {
+    Ok(match (&config.spool.owner, &config.spool.group) {
+        (Some(u), g) => {
+            let user = libsegura::identity::user_by_name(u)?;
+            let gid = match g {
+                Some(g) => libsegura::identity::group_gid(g)?.unwrap_or(user.gid),
+                None => user.gid,
+            };
+            Some((user.uid, gid))
+        }
+        (None, _) => None,
+    })
+}
+
 /// A program installed with this one: beside it, or in ../sbin (where make install puts it).
 fn sibling_program(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -285,31 +303,26 @@ fn run(cli: Cli) -> Result<i32> {
         return policy_cmd::run(command, cli.config.as_deref(), &config);
     }
     let wrapped = Path::new(libsegura::wrap::WRAPPED_FILE);
+    let config_path = match cli.config.clone() {
+        Some(c) => c,
+        None => std::env::var_os(libsegura::config::ENV_CONFIG)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(libsegura::config::DEFAULT_CONFIG_PATH)),
+    };
+    let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
     match &cli.command {
         Cmd::Wrap { path, launcher } => {
             let launcher = match launcher {
                 Some(l) => l.clone(),
                 None => sibling_program("segura-launch")?,
             };
-            let owner = match (&config.spool.owner, &config.spool.group) {
-                (Some(u), g) => {
-                    let user = libsegura::identity::user_by_name(u)?;
-                    let gid = match g {
-                        Some(g) => libsegura::identity::group_gid(g)?.unwrap_or(user.gid),
-                        None => user.gid,
-                    };
-                    Some((user.uid, gid))
-                }
-                (None, _) => None,
-            };
-            let config_path = match cli.config.clone() {
-                Some(c) => c,
-                None => std::env::var_os(libsegura::config::ENV_CONFIG)
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(libsegura::config::DEFAULT_CONFIG_PATH)),
-            };
-            let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
-            return admin::wrap(path, &launcher, &config_path, owner, wrapped);
+            return admin::wrap(
+                path,
+                &launcher,
+                &config_path,
+                spool_owner(&config)?,
+                wrapped,
+            );
         }
         Cmd::Unwrap { path } => return admin::unwrap(path, wrapped),
         _ => {}
@@ -318,13 +331,32 @@ fn run(cli: Cli) -> Result<i32> {
         return sync_cmd::enroll_host(&config, server, token);
     }
     let spool = open_spool(&config)?;
+    if let Cmd::UploadNow { id } = &cli.command {
+        return sync_cmd::upload_now(&config, &spool, id);
+    }
     if let Cmd::Sync {
         daemon,
         retry_quarantined,
         json,
     } = cli.command
     {
-        return sync_cmd::sync(&config, &spool, daemon, retry_quarantined, json);
+        let follow = |config: &Config| -> Result<()> {
+            // Wrapping follows the binary-run rules once the host is enrolled (root only).
+            if nix::unistd::geteuid().is_root() && config.upload.credentials.exists() {
+                let launcher = sibling_program("segura-launch")?;
+                if launcher.exists() {
+                    admin::follow_policy(
+                        config,
+                        &config_path,
+                        &launcher,
+                        spool_owner(config)?,
+                        wrapped,
+                    )?;
+                }
+            }
+            Ok(())
+        };
+        return sync_cmd::sync(&config, &spool, daemon, retry_quarantined, json, &follow);
     }
     match cli.command {
         Cmd::Rec { mode, cmd } => rec(&config, spool, mode, cmd),
@@ -349,6 +381,7 @@ fn run(cli: Cli) -> Result<i32> {
         | Cmd::EnrollHost { .. }
         | Cmd::Wrap { .. }
         | Cmd::Unwrap { .. }
+        | Cmd::UploadNow { .. }
         | Cmd::Sync { .. } => {
             unreachable!("handled above")
         }

@@ -44,7 +44,12 @@ pub fn enroll_host(config: &Config, server: &str, token: &str) -> Result<i32> {
     Ok(0)
 }
 
-fn pass(config: &Config, spool: &Spool, json: bool) -> Result<()> {
+fn pass(
+    config: &Config,
+    spool: &Spool,
+    json: bool,
+    follow: &dyn Fn(&Config) -> Result<()>,
+) -> Result<()> {
     let creds = Credentials::load(&config.upload.credentials)?;
     let mut client =
         Client::with_credentials(&creds, Duration::from_millis(config.upload.timeout_ms));
@@ -69,7 +74,7 @@ fn pass(config: &Config, spool: &Spool, json: bool) -> Result<()> {
     for (id, why) in &report.quarantined {
         eprintln!("segura: recording {id} set aside: {why} (segura sync --retry-quarantined to try again)");
     }
-    Ok(())
+    follow(config)
 }
 
 pub fn sync(
@@ -78,6 +83,7 @@ pub fn sync(
     daemon: bool,
     retry_quarantined: bool,
     json: bool,
+    follow: &dyn Fn(&Config) -> Result<()>,
 ) -> Result<i32> {
     if retry_quarantined {
         let n = spool.release_quarantine()?;
@@ -86,7 +92,7 @@ pub fn sync(
         }
     }
     if !daemon {
-        pass(config, spool, json)?;
+        pass(config, spool, json, follow)?;
         return Ok(0);
     }
     // The daemon: a pass now, then at every interval, when nudged, and with backoff after a
@@ -95,7 +101,7 @@ pub fn sync(
     let interval = Duration::from_secs(config.upload.interval_secs.max(1));
     let mut backoff = Duration::from_secs(1);
     loop {
-        let wait = match pass(config, spool, json) {
+        let wait = match pass(config, spool, json, follow) {
             Ok(()) => {
                 backoff = Duration::from_secs(1);
                 interval
@@ -137,4 +143,53 @@ fn wait_for_nudge(socket: Option<&UnixDatagram>, wait: Duration) {
         while s.recv(&mut buf).is_ok() {}
         let _ = s.set_nonblocking(false);
     }
+}
+
+/// `segura upload-now ID`: what the launcher runs when a recorded program ends. Output first,
+/// then input, each announced; when it cannot finish, says the run is kept for later. Always
+/// exits 0: the program's own status is what the user gets.
+pub fn upload_now(config: &Config, spool: &Spool, id: &str) -> Result<i32> {
+    use libsegura::chunk::Stream;
+    let kept = |why: &str| {
+        eprintln!(
+            "segura: the recording could not be sent now ({why}); it is kept on this machine and will be sent later"
+        );
+        Ok(0)
+    };
+    let creds = match Credentials::load(&config.upload.credentials) {
+        Ok(c) => c,
+        Err(_) if !config.upload.credentials.exists() => {
+            return kept("this host is not enrolled with a platform yet")
+        }
+        Err(e) => return kept(&e.to_string()),
+    };
+    let rec = match spool.recording(id) {
+        Ok(r) => r,
+        Err(e) => return kept(&e.to_string()),
+    };
+    let mut client = Client::with_credentials(&creds, Duration::from_secs(5));
+    let mut report = upload::SyncReport::default();
+    let cfg = &config.upload;
+    eprintln!("Uploading recorded output data...");
+    if let Err(e) = upload::upload_streams(
+        spool,
+        &mut client,
+        cfg,
+        &rec,
+        &[Stream::Output, Stream::Stderr, Stream::Events],
+        &mut report,
+    ) {
+        return kept(&e.to_string());
+    }
+    eprintln!("OK.");
+    eprintln!();
+    eprintln!("Uploading recorded input data...");
+    if let Err(e) =
+        upload::upload_streams(spool, &mut client, cfg, &rec, &[Stream::Input], &mut report)
+    {
+        return kept(&e.to_string());
+    }
+    eprintln!("OK.");
+    let _ = upload::recording_delivered(spool, &rec);
+    Ok(0)
 }

@@ -328,3 +328,63 @@ fn wrapped_ping_keeps_its_capability_uploads_at_exit_and_keeps_the_run_when_offl
         String::from_utf8(run(Command::new("dpkg-divert").arg("--list")).stdout).unwrap();
     assert!(!diversions.contains("segura"), "{diversions}");
 }
+
+#[test]
+fn wrapping_follows_the_platforms_policy_on_sync() {
+    let _lock = exclusive();
+    let _etc = EtcSegura::new();
+    let install = Install::new("");
+    let progs = install.dir.path().join("progs");
+    std::fs::create_dir(&progs).unwrap();
+    let prog = progs.join("tool");
+    std::fs::write(&prog, "#!/bin/sh\necho tool\n").unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let original = sha256(&prog);
+    let creds = install.dir.path().join("host.toml");
+    let config = std::fs::read_to_string(&install.config).unwrap();
+    std::fs::write(
+        &install.config,
+        format!(
+            "{config}\n[upload]\ncredentials = \"{}\"\n",
+            creds.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::new();
+    segura(
+        &install,
+        &[
+            "enroll-host",
+            "--server",
+            &server.url(),
+            "--token",
+            &server.token(),
+        ],
+    );
+    let prog_text = prog.display().to_string();
+    let _unwrap = WrapGuard {
+        install: &install,
+        path: &prog_text,
+    };
+    let rules = install.dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        format!(
+            r#"[{{"id": "b1", "name": "tool runs", "guideline": "binary-run", "application_path": "{prog_text}", "enable_recording": true, "subject_type": "group", "subject": "nogroup"}}]"#
+        ),
+    )
+    .unwrap();
+    server.admin(&["policy-set", rules.to_str().unwrap()]);
+    segura(&install, &["sync"]);
+    let table = std::fs::read_to_string("/etc/segura/wrapped").unwrap();
+    assert!(table.contains(&prog_text), "{table}");
+    assert_ne!(sha256(&prog), original, "the launcher is in place");
+    // The rule goes away on the platform: the program is put back.
+    std::fs::write(&rules, "[]").unwrap();
+    server.admin(&["policy-set", rules.to_str().unwrap()]);
+    segura(&install, &["sync"]);
+    assert_eq!(sha256(&prog), original);
+    assert!(
+        std::fs::read_to_string("/etc/segura/wrapped").map_or(true, |t| !t.contains(&prog_text))
+    );
+}
