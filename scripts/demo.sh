@@ -73,11 +73,11 @@ remove_identities() {
 }
 
 say "building segura (release)"
-cargo build --release --locked -p segura -p segura-shell -p pam_segura -p segura-server
+cargo build --release --locked -p segura -p segura-shell -p segura-launch -p pam_segura -p segura-server
 
 DEMO="$(mktemp -d /tmp/segura-demo.XXXXXX)"
 chmod 0755 "$DEMO" # world-traversable: the demo users run segura-shell from it
-SSHD_PID="" SSH_N_PID="" PAM_CREATED="" ENROLLED="" OK="" SERVER_PID=""
+SSHD_PID="" SSH_N_PID="" PAM_CREATED="" ENROLLED="" OK="" SERVER_PID="" PING_WRAPPED=""
 SPOOL="$DEMO/spool/spool.db"
 CONF="$DEMO/segura.toml"
 export SEGURA_CONFIG="$CONF" SEGURA_SPOOL="$SPOOL"
@@ -144,6 +144,10 @@ cleanup() {
         wait "$SERVER_PID" 2>/dev/null
         note "segura-server stopped (its data stays in $DEMO/platform)"
     fi
+    if [ -n "$PING_WRAPPED" ]; then
+        segura unwrap /usr/bin/ping >/dev/null && note "/usr/bin/ping unwrapped (restored byte for byte)"
+        [ -n "$ETC_SEGURA_EXISTED" ] || rmdir /etc/segura 2>/dev/null
+    fi
     if [ -n "$PAM_CREATED" ]; then
         segura setup --remove --services "$SERVICE" >/dev/null 2>&1
         rm -f "$PAMFILE"
@@ -202,6 +206,7 @@ say "a throwaway installation in $DEMO"
 # What `make install` puts in /usr/local/bin, /usr/local/sbin and /lib/MULTIARCH/security.
 install -d -m 0755 "$DEMO/bin" "$DEMO/lib"
 install -m 0755 target/release/segura "$DEMO/bin/segura"
+install -m 0755 target/release/segura-launch "$DEMO/bin/segura-launch"
 install -m 0644 target/release/libpam_segura.so "$DEMO/lib/pam_segura.so"
 note "segura:        $DEMO/bin/segura"
 note "pam_segura.so: $DEMO/lib/pam_segura.so"
@@ -344,6 +349,17 @@ kill "$SSH_N_PID"
 wait "$SSH_N_PID" 2>/dev/null || true
 SSH_N_PID=""
 sleep 0.5 # sshd closes the PAM session after the connection is gone
+
+say "binary-run rule: every run of ping by $REC_GROUP is recorded, and uploaded when it ends"
+show segura policy add --name "record ping" --guideline binary-run --application /usr/bin/ping \
+    --record yes --group "$REC_GROUP"
+show segura wrap /usr/bin/ping --launcher "$DEMO/bin/segura-launch"
+PING_WRAPPED=1
+note "the real ping is kept aside with its capability: $(getcap /usr/bin/ping.segura-real)"
+printf '$ ping -c 4 127.0.0.1     (as %s, on a terminal)\n' "$ANN"
+script -qec "setpriv --reuid $(id -u "$ANN") --regid $(id -g "$ANN") --init-groups -- ping -c 4 -i 0.2 127.0.0.1" /dev/null </dev/null
+printf '$ ping -c 1 127.0.0.1     (as %s: the rule is for his secondary group only)\n' "$BOB"
+script -qec "setpriv --reuid $(id -u "$BOB") --regid $(id -g "$BOB") --init-groups -- ping -c 1 127.0.0.1" /dev/null </dev/null
 
 say "a standalone recording: segura rec (root, on a pty, no PAM involved)"
 printf '$ segura rec -- bash --norc --noprofile -i   (typed by this script, through script(1))\n'
