@@ -122,32 +122,10 @@ fn main() {
         .with_config(&config.record);
         opts.argv0 = args.first().cloned();
         opts.run_as = Some((uid, gid));
-        let meta = RecordingMeta {
-            id: uuid::Uuid::now_v7(),
-            login_id,
-            kind: RecordingKind::Binary,
-            user: user.name.clone(),
-            uid,
-            gid: user.gid,
-            group: user.group.clone(),
-            host: host.clone(),
-            service: None,
-            tty: nix::unistd::ttyname(sys::std_fd(0))
-                .ok()
-                .map(|p| p.display().to_string()),
-            rhost: None,
-            command: argv.clone(),
-            cwd: std::env::current_dir()
-                .ok()
-                .map(|p| p.display().to_string()),
-            term: std::env::var("TERM").ok(),
-            mode: libsegura::spool::Mode::Pty,
-            cols: 80,
-            rows: 24,
-            rule: rule.clone(),
-            started_at: 0,
-            recorder_pid: 0,
-        };
+        let mut meta =
+            RecordingMeta::here(RecordingKind::Binary, &user, host.clone(), argv.clone());
+        meta.login_id = login_id;
+        meta.rule = rule.clone();
         let id = meta.id;
         match record::record(&opts, meta, spool) {
             Ok((outcome, spool)) => (

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod policy_cache;
 pub mod record;
 pub mod spool;
+pub mod table;
 pub mod time;
 pub mod wire;
 pub mod wrap;

@@ -184,6 +184,45 @@ pub struct RecordingMeta {
     pub recorder_pid: u32,
 }
 
+impl RecordingMeta {
+    /// A new recording of `command`, run by `user` from this process's terminal (if any) and
+    /// directory. Callers add the login, service, remote host and rule; the recorder fills in
+    /// the mode, size, start time and its pid.
+    pub fn here(
+        kind: RecordingKind,
+        user: &crate::identity::UserInfo,
+        host: String,
+        command: Vec<String>,
+    ) -> RecordingMeta {
+        RecordingMeta {
+            id: Uuid::now_v7(),
+            login_id: None,
+            kind,
+            user: user.name.clone(),
+            uid: user.uid,
+            gid: user.gid,
+            group: user.group.clone(),
+            host,
+            service: None,
+            tty: nix::unistd::ttyname(crate::record::sys::std_fd(0))
+                .ok()
+                .map(|p| p.display().to_string()),
+            rhost: None,
+            command,
+            cwd: std::env::current_dir()
+                .ok()
+                .map(|p| p.display().to_string()),
+            term: std::env::var("TERM").ok(),
+            mode: Mode::Pty,
+            cols: 80,
+            rows: 24,
+            rule: None,
+            started_at: 0,
+            recorder_pid: 0,
+        }
+    }
+}
+
 /// How a recording ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingEnd {

@@ -6,8 +6,6 @@
 //! and SEGURA the `segura` program the launcher runs to upload a recorded run at once (the
 //! launcher itself links no network code).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The table's default place.
@@ -30,14 +28,8 @@ pub struct Wrapped {
 
 /// Reads the table (missing: empty).
 pub fn read(file: &Path) -> std::io::Result<Vec<Wrapped>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    Ok(crate::table::read(file)?
+        .iter()
         .filter_map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             (f.len() == 5).then(|| Wrapped {
@@ -53,38 +45,24 @@ pub fn read(file: &Path) -> std::io::Result<Vec<Wrapped>> {
 
 /// Writes the table atomically (0644); an empty table removes the file.
 pub fn write(file: &Path, entries: &[Wrapped]) -> std::io::Result<()> {
-    if entries.is_empty() {
-        return match std::fs::remove_file(file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        };
-    }
-    let dir = file.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(".wrapped.segura-tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)?;
-    writeln!(
-        f,
-        "# Programs behind segura's launcher (`segura wrap`): path, real, config, sha256, segura."
-    )?;
-    for w in entries {
-        writeln!(
-            f,
-            "{}\t{}\t{}\t{}\t{}",
-            w.path.display(),
-            w.real.display(),
-            w.config.display(),
-            w.sha256,
-            w.segura.display()
-        )?;
-    }
-    f.sync_all()?;
-    std::fs::rename(&tmp, file)
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|w| {
+            format!(
+                "{}\t{}\t{}\t{}\t{}",
+                w.path.display(),
+                w.real.display(),
+                w.config.display(),
+                w.sha256,
+                w.segura.display()
+            )
+        })
+        .collect();
+    crate::table::write(
+        file,
+        "Programs behind segura's launcher (`segura wrap`): path, real, config, sha256, segura.",
+        &lines,
+    )
 }
 
 /// The entry for the launcher at `path`.

@@ -408,32 +408,7 @@ fn rec(config: &Config, spool: Spool, mode: Option<ModeArg>, cmd: Vec<OsString>)
         .chain(&args)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let meta = RecordingMeta {
-        id: uuid::Uuid::now_v7(),
-        login_id: None,
-        kind,
-        user: user.name.clone(),
-        uid: user.uid,
-        gid: user.gid,
-        group: user.group.clone(),
-        host: identity::hostname(),
-        service: None,
-        tty: nix::unistd::ttyname(libsegura::record::sys::std_fd(0))
-            .ok()
-            .map(|p| p.display().to_string()),
-        rhost: None,
-        command,
-        cwd: std::env::current_dir()
-            .ok()
-            .map(|p| p.display().to_string()),
-        term: std::env::var("TERM").ok(),
-        mode: Mode::Pty,
-        cols: 80,
-        rows: 24,
-        rule: None,
-        started_at: 0,
-        recorder_pid: 0,
-    };
+    let meta = RecordingMeta::here(kind, &user, identity::hostname(), command);
     let (outcome, spool) = record::record(&opts, meta, spool)?;
     // Close the spool (SQLite folds and removes its -wal file) before exiting like the program.
     drop(spool);

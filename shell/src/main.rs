@@ -152,32 +152,11 @@ fn record_session(
     opts.keep_data = !transfer || config.record.file_transfers;
     let mut command = vec![shell.display().to_string()];
     command.extend(rest.iter().map(|a| a.to_string_lossy().into_owned()));
-    let meta = RecordingMeta {
-        id: uuid::Uuid::now_v7(),
-        login_id: Some(login.meta.id),
-        kind,
-        user: user.name.clone(),
-        uid: user.uid,
-        gid: user.gid,
-        group: user.group.clone(),
-        host: login.meta.host.clone(),
-        service: login.meta.service.clone(),
-        tty: nix::unistd::ttyname(sys::std_fd(0))
-            .ok()
-            .map(|p| p.display().to_string()),
-        rhost: login.meta.rhost.clone(),
-        command: command.clone(),
-        cwd: std::env::current_dir()
-            .ok()
-            .map(|p| p.display().to_string()),
-        term: std::env::var("TERM").ok(),
-        mode: libsegura::spool::Mode::Pty,
-        cols: 80,
-        rows: 24,
-        rule: login.meta.rule.clone(),
-        started_at: 0,
-        recorder_pid: 0,
-    };
+    let mut meta = RecordingMeta::here(kind, user, login.meta.host.clone(), command.clone());
+    meta.login_id = Some(login.meta.id);
+    meta.service = login.meta.service.clone();
+    meta.rhost = login.meta.rhost.clone();
+    meta.rule = login.meta.rule.clone();
     let id = meta.id;
     let started = libsegura::time::now_us();
     let (outcome, spool) = record::record(&opts, meta, spool)?;
