@@ -21,7 +21,7 @@ CARGO_PROFILE :=
 endif
 TARGET := target/$(PROFILE)
 
-.PHONY: all build install uninstall
+.PHONY: all build install uninstall install-ffi uninstall-ffi
 
 all: build
 
@@ -48,6 +48,21 @@ install: build
 	else \
 		echo "staged in $(DESTDIR): as root, create the $(SEGURA_USER) system user, chown $(SEGURA_USER):$(SEGURA_USER) $(SPOOLDIR) and $(PREFIX)/sbin/segura-shell, chmod 6755 the latter"; \
 	fi
+
+# The C ABI: libsegura.so.0 (+ the libsegura.so link), libsegura.a, segura.h and segura.pc.
+install-ffi:
+	$(CARGO) build $(CARGO_PROFILE) --locked -p segura-ffi
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(TARGET)/libsegura.so $(DESTDIR)$(PREFIX)/lib/libsegura.so.0
+	ln -sf libsegura.so.0 $(DESTDIR)$(PREFIX)/lib/libsegura.so
+	install -m 0644 $(TARGET)/libsegura.a $(DESTDIR)$(PREFIX)/lib/libsegura.a
+	install -m 0644 ffi/segura.h $(DESTDIR)$(PREFIX)/include/segura.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/^version = \"\(.*\)\"/\1/p' Cargo.toml | head -1)|" \
+		ffi/segura.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/segura.pc
+
+uninstall-ffi:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libsegura.so.0 $(DESTDIR)$(PREFIX)/lib/libsegura.so $(DESTDIR)$(PREFIX)/lib/libsegura.a \
+		$(DESTDIR)$(PREFIX)/include/segura.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/segura.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_segura.so $(DESTDIR)$(PREFIX)/bin/segura $(DESTDIR)$(PREFIX)/sbin/segura-shell

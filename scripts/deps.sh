@@ -3,7 +3,7 @@
 # Idempotent: apt only installs what is missing.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps pamtester openssh-server openssh-client sshpass login passwd util-linux iputils-ping libcap2-bin"
+PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps pamtester openssh-server openssh-client sshpass login passwd util-linux iputils-ping libcap2-bin valgrind"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
