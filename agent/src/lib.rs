@@ -16,10 +16,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use libsegura::chunk::SealedChunk;
 use libsegura::chunk::Stream;
 use libsegura::config::UploadConfig;
 use libsegura::policy_cache::{cached_etag, store_policy};
-use libsegura::spool::{RecordingState, Spool, SpoolError};
+use libsegura::spool::{RecordingState, Spool, SpoolError, SpoolOptions};
 use libsegura::wire::{
     self, Acks, ChunkBatch, EnrollRequest, EnrollResponse, PolicyBundle, WireChunk,
 };
@@ -440,33 +441,62 @@ pub fn upload_streams(
     // Resume from what the platform holds (a crash may have come after it stored a batch).
     let acks = with_retries(4, || client.acks(id))?;
     mark(spool, id, &acks)?;
-    loop {
-        let chunks =
-            spool.unacked_chunks_in(id, streams, cfg.batch_bytes, wire::MAX_BATCH_CHUNKS)?;
-        if chunks.is_empty() {
-            break;
+    // A reader on its own connection pages ahead (two batches) while this thread sends, so
+    // reading the spool and the platform's work overlap.
+    let reader = Spool::open(spool.path(), SpoolOptions::default())?;
+    reader.use_mmap(1 << 30);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<SealedChunk>, SpoolError>>(2);
+    std::thread::scope(|scope| -> Result<(), UploadError> {
+        scope.spawn(move || {
+            let mut after = None;
+            loop {
+                let batch = reader.unacked_chunks_after(
+                    id,
+                    streams,
+                    after,
+                    cfg.batch_bytes,
+                    wire::MAX_BATCH_CHUNKS,
+                );
+                let done = match &batch {
+                    Ok(chunks) => match chunks.last() {
+                        Some(c) => {
+                            after = Some((c.stream, c.seq));
+                            false
+                        }
+                        None => true,
+                    },
+                    Err(_) => true,
+                };
+                // The sender stops listening on the first failure: stop reading then too.
+                if done || tx.send(batch).is_err() {
+                    break;
+                }
+            }
+        });
+        for chunks in rx {
+            let chunks = chunks?;
+            let batch = ChunkBatch {
+                chunks: chunks.iter().map(WireChunk::from_sealed).collect(),
+            };
+            let acks = with_retries(4, || client.chunks(id, &batch))?;
+            let before = spool.unacked_count(id)?;
+            mark(spool, id, &acks)?;
+            let after = spool.unacked_count(id)?;
+            if after >= before {
+                return Err(UploadError::Protocol {
+                    url: path.clone(),
+                    detail: "the platform acknowledged none of the batch".into(),
+                });
+            }
+            report.chunks += (before - after) as usize;
+            report.bytes += batch
+                .chunks
+                .iter()
+                .map(|c| c.blob.len() as u64)
+                .sum::<u64>();
         }
-        let batch = ChunkBatch {
-            chunks: chunks.iter().map(WireChunk::from_sealed).collect(),
-        };
-        let acks = with_retries(4, || client.chunks(id, &batch))?;
-        let before = spool.unacked_count(id)?;
-        mark(spool, id, &acks)?;
-        let after = spool.unacked_count(id)?;
-        if after >= before {
-            return Err(UploadError::Protocol {
-                url: path.clone(),
-                detail: "the platform acknowledged none of the batch".into(),
-            });
-        }
-        report.chunks += (before - after) as usize;
-        report.bytes += batch
-            .chunks
-            .iter()
-            .map(|c| c.blob.len() as u64)
-            .sum::<u64>();
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Notes that the platform holds a finished recording completely (after [`upload_streams`]

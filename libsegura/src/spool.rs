@@ -1057,6 +1057,19 @@ impl Spool {
         max_bytes: usize,
         max_chunks: usize,
     ) -> Result<Vec<SealedChunk>, SpoolError> {
+        self.unacked_chunks_after(id, streams, None, max_bytes, max_chunks)
+    }
+
+    /// Like [`Spool::unacked_chunks_in`], only chunks after `after` (stream, seq) in
+    /// (stream, seq) order: for a reader that pages ahead of the acknowledgements.
+    pub fn unacked_chunks_after(
+        &self,
+        id: Uuid,
+        streams: &[Stream],
+        after: Option<(Stream, u64)>,
+        max_bytes: usize,
+        max_chunks: usize,
+    ) -> Result<Vec<SealedChunk>, SpoolError> {
         let list = streams
             .iter()
             .map(|s| (*s as u8).to_string())
@@ -1069,10 +1082,15 @@ impl Spool {
                  WHERE id >= ((SELECT num FROM recordings WHERE id = ?1) << 34)
                    AND id < (((SELECT num FROM recordings WHERE id = ?1) + 1) << 34)
                    AND acked = 0 AND stream IN ({list})
+                   AND id > ((SELECT num FROM recordings WHERE id = ?1) << 34) + ?2
                  ORDER BY id"
             ))
             .map_err(|e| self.sql(e))?;
-        let mut rows = st.query([id.to_string()]).map_err(|e| self.sql(e))?;
+        // The cursor as an offset inside the recording's key range; -1: from the start.
+        let cursor: i64 = after.map_or(-1, |(st, seq)| ((st as i64) << 32) + seq as i64);
+        let mut rows = st
+            .query(params![id.to_string(), cursor])
+            .map_err(|e| self.sql(e))?;
         let mut out = Vec::new();
         let mut bytes = 0;
         while let Some(r) = rows.next().map_err(|e| self.sql(e))? {

@@ -80,6 +80,9 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     };
     let store = SqliteStore::open(&opts.data)
         .with_context(|| format!("opening the store in {}", opts.data.display()))?;
+    store
+        .start_checkpointer()
+        .context("starting the WAL checkpointer")?;
     let state = Arc::new(AppState {
         store: Arc::new(store),
         hosts: RateLimiter::new(opts.rate, opts.burst),

@@ -180,6 +180,39 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Moves WAL checkpoints off the request path: the request connection no longer
+    /// checkpoints (SQLite's default makes whichever commit crosses 4 MiB of WAL copy it into
+    /// the database while holding the store's lock); a thread with its own connection does it
+    /// every half second instead, and forces a restart of the WAL if it grows past 256 MiB.
+    pub fn start_checkpointer(&self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        self.conn()
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(self.sql())?;
+        let conn = Connection::open(&path).map_err(self.sql())?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(self.sql())?;
+        let wal = format!("{path}-wal");
+        std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(500));
+                let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 256 << 20);
+                let mode = if big { "RESTART" } else { "PASSIVE" };
+                if let Err(e) =
+                    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            })
+            .map_err(|e| StoreError::Io {
+                path: path.clone(),
+                action: "starting the checkpoint thread",
+                source: e,
+            })?;
+        Ok(())
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while the lock was held leaves no open transaction behind (rusqlite rolls
         // back on drop), so the connection is still usable.
