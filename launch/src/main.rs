@@ -53,6 +53,7 @@ pub extern "C" fn main(
 }
 
 fn run() {
+    sys::ignore_sigpipe();
     let args: Vec<OsString> = std::env::args_os().collect();
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();

@@ -81,6 +81,7 @@ pub extern "C" fn main(
 }
 
 fn run() {
+    sys::ignore_sigpipe();
     let args: Vec<OsString> = std::env::args_os().collect();
     let login_shell = args.first().is_some_and(|a| a.as_bytes().starts_with(b"-"));
     let rest = args.get(1..).unwrap_or_default().to_vec();

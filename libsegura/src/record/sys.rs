@@ -130,6 +130,19 @@ pub fn drop_privileges_on_exec(cmd: &mut Command, uid: u32, gid: u32) {
     }
 }
 
+/// Ignores SIGPIPE, as Rust's runtime does at start-up: a write to a closed pipe then fails with
+/// EPIPE instead of killing the recorder. For programs started without that runtime
+/// (`#![no_main]`); the programs they run get SIGPIPE's default back from std's spawn/exec.
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN installs no handler code; this runs before any thread is started.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
+}
+
 /// While a program runs in the foreground of the same terminal, ^C and ^\ are meant for it:
 /// block them here (the program gets a clean mask) until the guard is dropped.
 pub struct TerminalSignalsBlocked(nix::sys::signal::SigSet);
