@@ -26,13 +26,14 @@ TARGET := target/$(PROFILE)
 all: build
 
 build:
-	$(CARGO) build $(CARGO_PROFILE) --locked -p segura -p segura-shell -p pam_segura
+	$(CARGO) build $(CARGO_PROFILE) --locked -p segura -p segura-shell -p segura-launch -p pam_segura
 
 install: build
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)
 	install -m 0644 $(TARGET)/libpam_segura.so $(DESTDIR)$(PAMDIR)/pam_segura.so
 	install -m 0755 $(TARGET)/segura $(DESTDIR)$(PREFIX)/bin/segura
 	install -m 0755 $(TARGET)/segura-shell $(DESTDIR)$(PREFIX)/sbin/segura-shell
+	install -m 0755 $(TARGET)/segura-launch $(DESTDIR)$(PREFIX)/sbin/segura-launch
 	test -e $(DESTDIR)$(SYSCONFDIR)/segura.toml || \
 		sed -e 's/^# owner = "segura"/owner = "$(SEGURA_USER)"/' -e 's/^# group = "segura"/group = "$(SEGURA_USER)"/' \
 		    -e 's|^path = "/var/lib/segura/spool.db"|path = "$(SPOOLDIR)/spool.db"|' \
@@ -42,11 +43,11 @@ install: build
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
 		getent passwd $(SEGURA_USER) >/dev/null || useradd --system --user-group --no-create-home \
 			--home-dir $(SPOOLDIR) --shell /usr/sbin/nologin $(SEGURA_USER); \
-		chown $(SEGURA_USER):$(SEGURA_USER) $(SPOOLDIR) $(PREFIX)/sbin/segura-shell; \
-		chmod 6755 $(PREFIX)/sbin/segura-shell; \
+		chown $(SEGURA_USER):$(SEGURA_USER) $(SPOOLDIR) $(PREFIX)/sbin/segura-shell $(PREFIX)/sbin/segura-launch; \
+		chmod 6755 $(PREFIX)/sbin/segura-shell $(PREFIX)/sbin/segura-launch; \
 		echo "segura installed; enable it per service with: segura setup --services sshd,login,su"; \
 	else \
-		echo "staged in $(DESTDIR): as root, create the $(SEGURA_USER) system user, chown $(SEGURA_USER):$(SEGURA_USER) $(SPOOLDIR) and $(PREFIX)/sbin/segura-shell, chmod 6755 the latter"; \
+		echo "staged in $(DESTDIR): as root, create the $(SEGURA_USER) system user, chown $(SEGURA_USER):$(SEGURA_USER) $(SPOOLDIR), $(PREFIX)/sbin/segura-shell and segura-launch, chmod 6755 the last two"; \
 	fi
 
 # The C ABI: libsegura.so.0 (+ the libsegura.so link), libsegura.a, segura.h and segura.pc.
@@ -65,5 +66,6 @@ uninstall-ffi:
 		$(DESTDIR)$(PREFIX)/include/segura.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/segura.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PAMDIR)/pam_segura.so $(DESTDIR)$(PREFIX)/bin/segura $(DESTDIR)$(PREFIX)/sbin/segura-shell
+	rm -f $(DESTDIR)$(PAMDIR)/pam_segura.so $(DESTDIR)$(PREFIX)/bin/segura $(DESTDIR)$(PREFIX)/sbin/segura-shell \
+		$(DESTDIR)$(PREFIX)/sbin/segura-launch
 	@echo "kept $(DESTDIR)$(SYSCONFDIR) and the recordings in $(DESTDIR)$(SPOOLDIR); remove them by hand if you want them gone"

@@ -399,6 +399,7 @@ fn make_install_stages_everything_under_destdir_and_uninstall_removes_it() {
     assert_eq!(mode(&module), 0o644);
     assert_eq!(mode(&d.join("usr/bin/segura")), 0o755);
     assert!(d.join("usr/sbin/segura-shell").exists());
+    assert!(d.join("usr/sbin/segura-launch").exists());
     assert_eq!(mode(&d.join("var/lib/segura")), 0o770);
     let config = std::fs::read_to_string(d.join("etc/segura/segura.toml")).unwrap();
     assert!(
@@ -410,6 +411,7 @@ fn make_install_stages_everything_under_destdir_and_uninstall_removes_it() {
     let out = make("uninstall");
     assert!(out.status.success());
     assert!(!module.exists() && !d.join("usr/bin/segura").exists());
+    assert!(!d.join("usr/sbin/segura-launch").exists());
     assert!(
         d.join("etc/segura/segura.toml").exists(),
         "configuration kept"
