@@ -107,7 +107,8 @@ fn a_wrapped_program_and_its_link_are_recorded_for_the_primary_group_and_audited
     let prog = progs.join("prog");
     std::fs::write(
         &prog,
-        "#!/bin/sh\necho \"prog ran: $*\"\necho to-stderr >&2\nexit 3\n",
+        "#!/bin/sh\nif [ \"$1\" = many ]; then i=0; while :; do echo line $i; i=$((i+1)); done; fi\n\
+         echo \"prog ran: $*\"\necho to-stderr >&2\nexit 3\n",
     )
     .unwrap();
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -177,6 +178,21 @@ fn a_wrapped_program_and_its_link_are_recorded_for_the_primary_group_and_audited
         );
         assert_eq!(r["exit_status"], "3");
     }
+    // A reader that goes away (EPIPE) ends the program as it would end it without the launcher
+    // (SIGPIPE), and the recording is complete, not interrupted.
+    let out = as_user(
+        &alice,
+        &["sh", "-c", &format!("{} many | head -n 2", link.display())],
+    );
+    assert_eq!(out.stdout, b"line 0\nline 1\n");
+    let recs = install.recordings();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(
+        (recs[0]["state"].as_str(), recs[0]["exit_signal"].as_i64()),
+        (Some("ended"), Some(13)),
+        "{}",
+        recs[0]
+    );
     // bob has sgtrec only as a secondary group: not recorded, but his primary group is audited.
     let out = as_user(&bob, &[link.to_str().unwrap(), "x"]);
     assert_eq!(
@@ -187,10 +203,10 @@ fn a_wrapped_program_and_its_link_are_recorded_for_the_primary_group_and_audited
         !String::from_utf8_lossy(&out.stderr).contains("recording"),
         "nothing said to bob"
     );
-    assert_eq!(install.recordings().len(), 2);
+    assert_eq!(install.recordings().len(), 3);
     let audit = audit_events(&install);
-    assert_eq!(audit.len(), 3, "{audit:#?}");
-    let bobs = &audit[2];
+    assert_eq!(audit.len(), 4, "{audit:#?}");
+    let bobs = &audit[3];
     assert_eq!(
         (bobs["exit_code"].as_i64(), bobs["recorded"].is_null()),
         (Some(3), true)
