@@ -40,20 +40,9 @@ fn exec_real(w: &Wrapped, args: &[OsString], uid: u32, gid: u32) -> ! {
     die(&format!("cannot run {}: {err}", w.real.display()))
 }
 
-/// The entry point, without Rust's runtime set-up (which reads /proc/self/maps to guard the main
-/// thread's stack: about 0.2 ms, paid before every wrapped program otherwise). Arguments and environment come
-/// from std as usual (glibc hands them over at load time).
-#[no_mangle]
-pub extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
-    run();
-    0
-}
+libsegura::quick_main!(run);
 
 fn run() {
-    sys::ignore_sigpipe();
     let args: Vec<OsString> = std::env::args_os().collect();
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();

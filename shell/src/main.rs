@@ -68,20 +68,9 @@ fn is_file_transfer(command: &OsStr) -> bool {
     }
 }
 
-/// The entry point, without Rust's runtime set-up (which reads /proc/self/maps to guard the main
-/// thread's stack: about 0.2 ms, paid before a login shell otherwise). Arguments and environment come
-/// from std as usual (glibc hands them over at load time).
-#[no_mangle]
-pub extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
-    run();
-    0
-}
+libsegura::quick_main!(run);
 
 fn run() {
-    sys::ignore_sigpipe();
     let args: Vec<OsString> = std::env::args_os().collect();
     let login_shell = args.first().is_some_and(|a| a.as_bytes().starts_with(b"-"));
     let rest = args.get(1..).unwrap_or_default().to_vec();

@@ -143,6 +143,25 @@ pub fn ignore_sigpipe() {
     };
 }
 
+/// Defines a program's C `main` that skips Rust's runtime set-up (which reads /proc/self/maps
+/// to guard the main thread's stack: about 0.2 ms) for programs that run before every login
+/// shell or wrapped program (with `#![no_main]`). SIGPIPE is ignored as the runtime would do;
+/// arguments and environment come from std as usual (glibc hands them over at load time).
+#[macro_export]
+macro_rules! quick_main {
+    ($run:path) => {
+        #[no_mangle]
+        pub extern "C" fn main(
+            _argc: ::std::ffi::c_int,
+            _argv: *const *const ::std::ffi::c_char,
+        ) -> ::std::ffi::c_int {
+            $crate::record::sys::ignore_sigpipe();
+            $run();
+            0
+        }
+    };
+}
+
 /// While a program runs in the foreground of the same terminal, ^C and ^\ are meant for it:
 /// block them here (the program gets a clean mask) until the guard is dropped.
 pub struct TerminalSignalsBlocked(nix::sys::signal::SigSet);
