@@ -247,6 +247,18 @@ pub enum RecordingState {
     Interrupted,
 }
 
+impl RecordingState {
+    /// The state's name, as listed and as the platform is told it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Recording => "recording",
+            RecordingState::Ended => "ended",
+            RecordingState::Truncated => "truncated",
+            RecordingState::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// A recording as listed by `segura ls`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingRow {
@@ -322,6 +334,18 @@ pub enum LoginState {
     /// No recorder attached within the grace period (or before the login closed): the session
     /// ran unrecorded. Evasion is visible here.
     Unrecorded,
+}
+
+impl LoginState {
+    /// The state's name, as listed and as the platform is told it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginState::Armed => "armed",
+            LoginState::Active => "active",
+            LoginState::Ended => "ended",
+            LoginState::Unrecorded => "unrecorded",
+        }
+    }
 }
 
 /// How long a recorder has to attach to an armed login before it counts as unrecorded.
@@ -980,7 +1004,7 @@ impl Spool {
             let sent: Option<String> = st
                 .query_row([l.meta.id.to_string()], |r| r.get(0))
                 .map_err(|e| self.sql(e))?;
-            if sent.as_deref() != Some(login_state_key(l.state)) {
+            if sent.as_deref() != Some(l.state.as_str()) {
                 out.push(l);
             }
         }
@@ -992,7 +1016,7 @@ impl Spool {
         self.conn
             .execute(
                 "UPDATE logins SET uploaded_state = ?2 WHERE id = ?1",
-                params![id.to_string(), login_state_key(state)],
+                params![id.to_string(), state.as_str()],
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
@@ -1008,7 +1032,7 @@ impl Spool {
             let sent = self.recording_uploaded_state(r.meta.id)?;
             if r.chunks_pending_upload > 0
                 || r.state == RecordingState::Recording
-                || sent.as_deref() != Some(recording_state_key(r.state))
+                || sent.as_deref() != Some(r.state.as_str())
             {
                 out.push(r);
             }
@@ -1032,7 +1056,7 @@ impl Spool {
         self.conn
             .execute(
                 "UPDATE recordings SET uploaded_state = ?2 WHERE id = ?1",
-                params![id.to_string(), recording_state_key(state)],
+                params![id.to_string(), state.as_str()],
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
@@ -1254,24 +1278,6 @@ fn read_audit(r: &Row) -> rusqlite::Result<AuditEvent> {
         host: r.get(4)?,
         body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
     })
-}
-
-fn login_state_key(s: LoginState) -> &'static str {
-    match s {
-        LoginState::Armed => "armed",
-        LoginState::Active => "active",
-        LoginState::Ended => "ended",
-        LoginState::Unrecorded => "unrecorded",
-    }
-}
-
-fn recording_state_key(s: RecordingState) -> &'static str {
-    match s {
-        RecordingState::Recording => "recording",
-        RecordingState::Ended => "ended",
-        RecordingState::Truncated => "truncated",
-        RecordingState::Interrupted => "interrupted",
-    }
 }
 
 type RowResult = Result<RecordingRow, (String, String)>;
@@ -1498,6 +1504,22 @@ mod tests {
         assert!(rows
             .iter()
             .all(|r| r.chunks == 12 && r.bytes_out == 18 && r.bytes_in == 9));
+    }
+
+    #[test]
+    fn state_names_are_the_serialized_names() {
+        use RecordingState::*;
+        for s in [Recording, Ended, Truncated, Interrupted] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for s in [
+            LoginState::Armed,
+            LoginState::Active,
+            LoginState::Ended,
+            LoginState::Unrecorded,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 
     #[test]

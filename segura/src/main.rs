@@ -415,26 +415,6 @@ fn rec(config: &Config, spool: Spool, mode: Option<ModeArg>, cmd: Vec<OsString>)
     outcome.exit()
 }
 
-fn state_name(s: libsegura::spool::RecordingState) -> &'static str {
-    use libsegura::spool::RecordingState::*;
-    match s {
-        Recording => "recording",
-        Ended => "ended",
-        Truncated => "truncated",
-        Interrupted => "interrupted",
-    }
-}
-
-fn login_state_name(s: libsegura::spool::LoginState) -> &'static str {
-    use libsegura::spool::LoginState::*;
-    match s {
-        Armed => "armed",
-        Active => "active",
-        Ended => "ended",
-        Unrecorded => "unrecorded",
-    }
-}
-
 fn ls(spool: &Spool, json: bool, logins: bool) -> Result<i32> {
     let uid = nix::unistd::getuid();
     let filter = (!uid.is_root()).then_some(uid.as_raw());
@@ -442,17 +422,7 @@ fn ls(spool: &Spool, json: bool, logins: bool) -> Result<i32> {
     let login_rows = spool.logins(filter)?;
     if logins {
         if json {
-            let list: Vec<serde_json::Value> = login_rows
-                .iter()
-                .map(|l| {
-                    let mut v = serde_json::to_value(l).unwrap_or_default();
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("state".into(), login_state_name(l.state).into());
-                    }
-                    v
-                })
-                .collect();
-            serde_json::to_writer_pretty(&mut out, &list)?;
+            serde_json::to_writer_pretty(&mut out, &login_rows)?;
             writeln!(out)?;
             return Ok(0);
         }
@@ -472,7 +442,7 @@ fn ls(spool: &Spool, json: bool, logins: bool) -> Result<i32> {
                 m.tty.as_deref().unwrap_or("-"),
                 m.rhost.as_deref().unwrap_or("-"),
                 &rfc3339(m.opened_at)[..19],
-                login_state_name(l.state),
+                l.state.as_str(),
                 l.recordings
             )?;
         }
@@ -492,7 +462,6 @@ fn ls(spool: &Spool, json: bool, logins: bool) -> Result<i32> {
                         "exit_status".into(),
                         exit_text(r.exit_code, r.exit_signal).into(),
                     );
-                    o.insert("state".into(), state_name(r.state).into());
                 }
                 v
             })
@@ -516,7 +485,7 @@ fn ls(spool: &Spool, json: bool, logins: bool) -> Result<i32> {
             m.host,
             m.service.as_deref().unwrap_or("-"),
             &rfc3339(m.started_at)[..19],
-            state_name(r.state),
+            r.state.as_str(),
             exit_text(r.exit_code, r.exit_signal).unwrap_or_else(|| "-".into()),
             r.bytes_out,
             r.bytes_in,
@@ -640,7 +609,7 @@ fn check(spool: &Spool, id: Option<&str>) -> Result<i32> {
                 "{}: ok ({} records, state {})",
                 r.meta.id,
                 tl.items.len(),
-                state_name(r.state)
+                r.state.as_str()
             ),
             Err(e) => {
                 bad += 1;
@@ -660,7 +629,7 @@ fn status(spool: &Spool, json: bool) -> Result<i32> {
         let mut v = serde_json::to_value(&s)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("queue".into(), serde_json::to_value(spool.recordings_to_upload()?.iter().map(|r| serde_json::json!({
-                "id": r.meta.id, "state": state_name(r.state),
+                "id": r.meta.id, "state": r.state.as_str(),
                 "chunks_pending": r.chunks_pending_upload, "bytes_pending": r.bytes_pending_upload,
             })).collect::<Vec<_>>())?);
             o.insert(
@@ -702,7 +671,7 @@ fn status(spool: &Spool, json: bool) -> Result<i32> {
             println!(
                 "{:<36}  {:<11} {:>8} {:>12}  {}",
                 r.meta.id,
-                state_name(r.state),
+                r.state.as_str(),
                 r.chunks_pending_upload,
                 r.bytes_pending_upload,
                 &rfc3339(r.meta.started_at)[..19]
