@@ -213,6 +213,78 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Inserts or updates a login or recording row, idempotent on its id: the first PUT binds
+    /// it to `host`; later ones may change only its state and end (`same_meta` compares the
+    /// stored row's identity fields with the new one's).
+    fn put_row(
+        &self,
+        host: Uuid,
+        u: &Upsert,
+        same_meta: impl FnOnce(&str) -> Result<bool, StoreError>,
+    ) -> Result<Put, StoreError> {
+        let (table, id) = (u.table, u.id);
+        let now = now_us();
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let bound: Bound = tx
+            .query_row(
+                &format!("SELECT host_id, row FROM {table} WHERE id = ?1"),
+                [id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        let put = match bound {
+            None => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {table} (id, host_id, user, {}, ended_at, state, row,
+                            received_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                        u.start_column
+                    ),
+                    params![
+                        id.to_string(),
+                        host.to_string(),
+                        u.user,
+                        u.start,
+                        u.ended_at,
+                        u.state,
+                        u.text,
+                        now
+                    ],
+                )
+                .map_err(self.sql())?;
+                Put::Created
+            }
+            Some((owner, _)) if owner != host.to_string() => {
+                return Err(StoreError::Forbidden(format!(
+                    "{} {id} belongs to another host",
+                    u.what
+                )))
+            }
+            Some((_, stored)) => {
+                if !same_meta(&stored)? {
+                    return Err(StoreError::Conflict(format!(
+                        "{} {id}: only its state and end may change after the first PUT",
+                        u.what
+                    )));
+                }
+                tx.execute(
+                    &format!(
+                        "UPDATE {table} SET ended_at = ?1, state = ?2, row = ?3, updated_at = ?4
+                         WHERE id = ?5"
+                    ),
+                    params![u.ended_at, u.state, u.text, now, id.to_string()],
+                )
+                .map_err(self.sql())?;
+                Put::Updated
+            }
+        };
+        tx.commit().map_err(self.sql())?;
+        Ok(put)
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while the lock was held leaves no open transaction behind (rusqlite rolls
         // back on drop), so the connection is still usable.
@@ -459,6 +531,19 @@ fn parse_uuid(what: &str, s: &str) -> Result<Uuid, StoreError> {
 /// The host a row is bound to, and the row as stored.
 type Bound = Option<(String, String)>;
 
+/// A login or recording row to insert or update ([`SqliteStore::put_row`]).
+struct Upsert<'a> {
+    table: &'static str,
+    start_column: &'static str,
+    what: &'static str,
+    id: Uuid,
+    user: &'a str,
+    start: i64,
+    ended_at: Option<i64>,
+    state: String,
+    text: String,
+}
+
 impl Store for SqliteStore {
     fn add_enroll_token(&self, token: &SecretHash, expires_at: i64) -> Result<(), StoreError> {
         self.conn()
@@ -625,133 +710,49 @@ impl Store for SqliteStore {
     }
 
     fn put_login(&self, host: Uuid, row: &LoginRow) -> Result<Put, StoreError> {
-        let id = row.meta.id;
-        let text = to_json(row)?;
-        let now = now_us();
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(self.sql())?;
-        let bound: Bound = tx
-            .query_row(
-                "SELECT host_id, row FROM logins WHERE id = ?1",
-                [id.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(self.sql())?;
-        let put = match bound {
-            None => {
-                tx.execute(
-                    "INSERT INTO logins (id, host_id, user, opened_at, ended_at, state, row,
-                        received_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![
-                        id.to_string(),
-                        host.to_string(),
-                        row.meta.user,
-                        row.meta.opened_at,
-                        row.ended_at,
-                        state_name(&row.state),
-                        text,
-                        now
-                    ],
+        self.put_row(
+            host,
+            &Upsert {
+                table: "logins",
+                start_column: "opened_at",
+                what: "login",
+                id: row.meta.id,
+                user: &row.meta.user,
+                start: row.meta.opened_at,
+                ended_at: row.ended_at,
+                state: state_name(&row.state),
+                text: to_json(row)?,
+            },
+            |stored| {
+                Ok(
+                    from_json::<LoginRow>(&format!("login {}", row.meta.id), stored)?.meta
+                        == row.meta,
                 )
-                .map_err(self.sql())?;
-                Put::Created
-            }
-            Some((owner, _)) if owner != host.to_string() => {
-                return Err(StoreError::Forbidden(format!(
-                    "login {id} belongs to another host"
-                )))
-            }
-            Some((_, stored)) => {
-                let stored: LoginRow = from_json(&format!("login {id}"), &stored)?;
-                if stored.meta != row.meta {
-                    return Err(StoreError::Conflict(format!(
-                        "login {id}: only its state and end may change after the first PUT"
-                    )));
-                }
-                tx.execute(
-                    "UPDATE logins SET ended_at = ?1, state = ?2, row = ?3, updated_at = ?4
-                     WHERE id = ?5",
-                    params![
-                        row.ended_at,
-                        state_name(&row.state),
-                        text,
-                        now,
-                        id.to_string()
-                    ],
-                )
-                .map_err(self.sql())?;
-                Put::Updated
-            }
-        };
-        tx.commit().map_err(self.sql())?;
-        Ok(put)
+            },
+        )
     }
 
     fn put_recording(&self, host: Uuid, row: &RecordingRow) -> Result<Put, StoreError> {
-        let id = row.meta.id;
-        let text = to_json(row)?;
-        let now = now_us();
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(self.sql())?;
-        let bound: Bound = tx
-            .query_row(
-                "SELECT host_id, row FROM recordings WHERE id = ?1",
-                [id.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(self.sql())?;
-        let put = match bound {
-            None => {
-                tx.execute(
-                    "INSERT INTO recordings (id, host_id, user, started_at, ended_at, state, row,
-                        received_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![
-                        id.to_string(),
-                        host.to_string(),
-                        row.meta.user,
-                        row.meta.started_at,
-                        row.ended_at,
-                        state_name(&row.state),
-                        text,
-                        now
-                    ],
+        self.put_row(
+            host,
+            &Upsert {
+                table: "recordings",
+                start_column: "started_at",
+                what: "recording",
+                id: row.meta.id,
+                user: &row.meta.user,
+                start: row.meta.started_at,
+                ended_at: row.ended_at,
+                state: state_name(&row.state),
+                text: to_json(row)?,
+            },
+            |stored| {
+                Ok(
+                    from_json::<RecordingRow>(&format!("recording {}", row.meta.id), stored)?.meta
+                        == row.meta,
                 )
-                .map_err(self.sql())?;
-                Put::Created
-            }
-            Some((owner, _)) if owner != host.to_string() => {
-                return Err(StoreError::Forbidden(format!(
-                    "recording {id} belongs to another host"
-                )))
-            }
-            Some((_, stored)) => {
-                let stored: RecordingRow = from_json(&format!("recording {id}"), &stored)?;
-                if stored.meta != row.meta {
-                    return Err(StoreError::Conflict(format!(
-                        "recording {id}: only its state and end may change after the first PUT"
-                    )));
-                }
-                tx.execute(
-                    "UPDATE recordings SET ended_at = ?1, state = ?2, row = ?3, updated_at = ?4
-                     WHERE id = ?5",
-                    params![
-                        row.ended_at,
-                        state_name(&row.state),
-                        text,
-                        now,
-                        id.to_string()
-                    ],
-                )
-                .map_err(self.sql())?;
-                Put::Updated
-            }
-        };
-        tx.commit().map_err(self.sql())?;
-        Ok(put)
+            },
+        )
     }
 
     fn add_chunks(
