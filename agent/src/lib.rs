@@ -309,6 +309,8 @@ pub struct SyncReport {
     pub purged_chunks: usize,
     /// Why a policy bundle from the platform was refused (the last good one stays in force).
     pub policy_rejected: Option<String>,
+    /// The spool report could not be sent (the sync itself succeeded).
+    pub report_error: Option<String>,
 }
 
 /// Runs `f`, retrying transient failures with exponential backoff and jitter.
@@ -408,6 +410,16 @@ pub fn sync_once(
         i64::try_from(cfg.keep_uploaded_hours.saturating_mul(3_600_000_000)).unwrap_or(i64::MAX);
     report.purged_chunks =
         spool.purge_uploaded(libsegura::time::now_us().saturating_sub(keep_us))?;
+
+    // What is still to send, for the platform's Hosts page: a failure here fails nothing.
+    let status = spool.status()?;
+    let host_report = libsegura::wire::HostReport {
+        pending_recordings: status.recordings_pending_upload,
+        pending_bytes: status.bytes_pending_upload,
+    };
+    if let Err(e) = client.put_json("/report", &host_report) {
+        report.report_error = Some(e.to_string());
+    }
     Ok(report)
 }
 

@@ -111,6 +111,14 @@ pub struct Acks {
 /// `POST /api/v1/audit`: idempotent on each event's id.
 pub type AuditUpload = Vec<AuditEvent>;
 
+/// `PUT /api/v1/report`: what the agent still has to upload, sent at the end of each sync, for
+/// the platform's Hosts page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReport {
+    pub pending_recordings: u64,
+    pub pending_bytes: u64,
+}
+
 /// Every error answer: a status code and this body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {

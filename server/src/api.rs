@@ -20,15 +20,17 @@ use axum::{Json, Router};
 use libsegura::chunk::SealedChunk;
 use libsegura::time::now_us;
 use libsegura::wire::{
-    ApiError, AuditUpload, ChunkBatch, EnrollRequest, EnrollResponse, LoginUpload, RecordingUpload,
-    API, CHUNKS_CONTENT_TYPE, MAX_BATCH_CHUNKS, MAX_BODY_BYTES,
+    ApiError, AuditUpload, ChunkBatch, EnrollRequest, EnrollResponse, HostReport, LoginUpload,
+    RecordingUpload, API, CHUNKS_CONTENT_TYPE, MAX_BATCH_CHUNKS, MAX_BODY_BYTES,
 };
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::auth::{self, AuthError};
+use crate::catalog::Catalog;
 use crate::limits::RateLimiter;
 use crate::store::{NewHost, Put, Store, StoreError};
+use crate::web::{self, WebOptions};
 
 /// Longest host name accepted at enrollment.
 const MAX_HOSTNAME: usize = 253;
@@ -38,6 +40,9 @@ const TOUCH_EVERY_US: i64 = 60_000_000;
 /// What every handler shares.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The same store, as the web UI queries it.
+    pub catalog: Arc<dyn Catalog>,
+    pub web: WebOptions,
     /// Per enrolled host.
     pub hosts: RateLimiter<Uuid>,
     /// Per client address, for enrollment and failed authentication.
@@ -46,26 +51,28 @@ pub struct AppState {
 
 pub type Shared = Arc<AppState>;
 
-/// The router of the whole API.
+/// The router of the whole server: the API under [`API`], the web UI beside it.
 pub fn router(state: Shared) -> Router {
-    Router::new()
-        .route(&format!("{API}/enroll"), post(enroll))
-        .route(&format!("{API}/policy"), get(policy))
-        .route(&format!("{API}/logins/{{id}}"), put(put_login))
-        .route(&format!("{API}/recordings/{{id}}"), put(put_recording))
-        .route(
-            &format!("{API}/recordings/{{id}}/chunks"),
-            post(post_chunks),
-        )
-        .route(&format!("{API}/recordings/{{id}}/acks"), get(get_acks))
-        .route(&format!("{API}/audit"), post(post_audit))
+    let api = Router::new()
+        .route("/enroll", post(enroll))
+        .route("/policy", get(policy))
+        .route("/logins/{id}", put(put_login))
+        .route("/recordings/{id}", put(put_recording))
+        .route("/recordings/{id}/chunks", post(post_chunks))
+        .route("/recordings/{id}/acks", get(get_acks))
+        .route("/audit", post(post_audit))
+        .route("/report", put(put_report))
         .fallback(|| async { ApiErr::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiErr::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed on this endpoint",
             )
-        })
+        });
+    Router::new()
+        .nest(API, api)
+        .merge(web::router())
+        .fallback(|| async { web::error_page(StatusCode::NOT_FOUND, "no such page") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(refuse_large_bodies))
         .layer(middleware::from_fn(log_requests))
@@ -479,6 +486,21 @@ async fn post_audit(
     let events: AuditUpload = json_body(body)?;
     let stored = blocking(&st, move |s| s.add_audit(host, &events)).await?;
     Ok(Json(serde_json::json!({ "stored": stored })))
+}
+
+async fn put_report(
+    HostId(host): HostId,
+    State(st): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiErr> {
+    let report: HostReport = json_body(body)?;
+    let cat = st.catalog.clone();
+    tokio::task::spawn_blocking(move || {
+        cat.host_report(host, report.pending_recordings, report.pending_bytes)
+    })
+    .await
+    .map_err(|e| ApiErr::internal(format!("store task failed: {e}")))??;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@
 mod admin;
 mod api;
 mod auth;
+mod catalog;
 mod ingest;
 mod limits;
 mod serve;
 mod sqlite;
 mod store;
+mod web;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -49,6 +51,12 @@ enum Command {
         /// Requests a host may send in a burst.
         #[arg(long, default_value_t = 400)]
         burst: u32,
+        /// Keep recordings this long (e.g. 365d, 12h); older ones are purged unless held.
+        #[arg(long, default_value = "365d", value_parser = serve::parse_duration)]
+        retention: std::time::Duration,
+        /// How often the retention purge runs.
+        #[arg(long, default_value = "1h", value_parser = serve::parse_duration)]
+        purge_every: std::time::Duration,
     },
     /// Administer the platform.
     Admin {
@@ -155,12 +163,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tls_key,
             rate,
             burst,
+            retention,
+            purge_every,
         } => serve::run(serve::ServeOptions {
             listen,
             data,
             tls: tls_cert.zip(tls_key),
             rate,
             burst,
+            retention,
+            purge_every,
         }),
         Command::Admin { command } => match command {
             AdminCommand::CreateUser { name, role, data } => {

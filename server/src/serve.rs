@@ -23,6 +23,28 @@ pub struct ServeOptions {
     /// Requests per second per host, and the burst.
     pub rate: f64,
     pub burst: u32,
+    /// Recordings older than this are purged (unless held).
+    pub retention: Duration,
+    /// How often the purge runs.
+    pub purge_every: Duration,
+}
+
+/// A duration as `90d`, `12h`, `30m` or `45s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: want a number and a unit (d, h, m, s), e.g. 90d"))?;
+    let secs = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3600),
+        "m" => n.checked_mul(60),
+        "s" => Some(n),
+        _ => return Err(format!("{s:?}: unit must be d, h, m or s")),
+    };
+    secs.map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: too long"))
 }
 
 /// Requests per second, and burst, per client address for enrollment and failed logins.
@@ -83,8 +105,17 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     store
         .start_checkpointer()
         .context("starting the WAL checkpointer")?;
+    let store = Arc::new(store);
+    crate::web::start_indexer(store.clone(), store.clone()).context("starting the text indexer")?;
+    crate::web::start_purger(store.clone(), opts.retention, opts.purge_every)
+        .context("starting the retention job")?;
     let state = Arc::new(AppState {
-        store: Arc::new(store),
+        store: store.clone(),
+        catalog: store,
+        web: crate::web::WebOptions {
+            secure: opts.tls.is_some(),
+            retention: opts.retention,
+        },
         hosts: RateLimiter::new(opts.rate, opts.burst),
         anonymous: RateLimiter::new(ANONYMOUS_RATE.0, ANONYMOUS_RATE.1),
     });

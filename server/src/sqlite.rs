@@ -20,6 +20,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::ingest::{self, ChunkTx, Head};
+
+mod catalog;
 use crate::store::{
     HostCredential, HostInfo, NewHost, Put, RecordingSummary, Role, SecretHash, Store, StoreError,
     StreamSummary,
@@ -28,7 +30,9 @@ use crate::store::{
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "segura-server.db";
 /// The schema version this code writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+/// Read connections kept open for the web UI's queries.
+const READERS: usize = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE hosts (
@@ -112,7 +116,35 @@ CREATE TABLE audit_events (
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Idle read-only connections (WAL lets them read while the writer writes).
+    readers: Mutex<Vec<Connection>>,
     path: String,
+}
+
+/// A read connection, given back to the pool when dropped.
+struct Reader<'a> {
+    conn: Option<Connection>,
+    store: &'a SqliteStore,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("a reader holds its connection until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            let mut pool = self.store.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < READERS {
+                pool.push(c);
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -174,6 +206,7 @@ impl SqliteStore {
             .map_err(sql)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
             path: shown,
         };
         store.migrate()?;
@@ -221,6 +254,7 @@ impl SqliteStore {
         host: Uuid,
         u: &Upsert,
         same_meta: impl FnOnce(&str) -> Result<bool, StoreError>,
+        catalog: impl FnOnce(&Transaction<'_>, &str) -> rusqlite::Result<()>,
     ) -> Result<Put, StoreError> {
         let (table, id) = (u.table, u.id);
         let now = now_us();
@@ -281,8 +315,32 @@ impl SqliteStore {
                 Put::Updated
             }
         };
+        catalog(&tx, &host.to_string()).map_err(self.sql())?;
         tx.commit().map_err(self.sql())?;
         Ok(put)
+    }
+
+    /// A read-only connection from the pool (opened when none is idle).
+    fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(self.sql())?;
+                c.busy_timeout(Duration::from_secs(10))
+                    .map_err(self.sql())?;
+                c
+            }
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            store: self,
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -315,6 +373,10 @@ impl SqliteStore {
         }
         if version < 1 {
             tx.execute_batch(SCHEMA_V1).map_err(self.sql())?;
+        }
+        if version < 2 {
+            tx.execute_batch(catalog::SCHEMA_V2).map_err(self.sql())?;
+            catalog::backfill(&tx)?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .map_err(self.sql())?;
@@ -729,6 +791,7 @@ impl Store for SqliteStore {
                         == row.meta,
                 )
             },
+            |tx, host| catalog::catalog_login(tx, host, row),
         )
     }
 
@@ -752,6 +815,7 @@ impl Store for SqliteStore {
                         == row.meta,
                 )
             },
+            |tx, host| catalog::catalog_recording(tx, host, row),
         )
     }
 
@@ -782,6 +846,9 @@ impl Store for SqliteStore {
             chunks,
         )?;
         let acks = self.acks_of(&tx, num, recording)?;
+        if outcome.stored > 0 {
+            catalog::catalog_chunks(&tx, num, recording).map_err(self.sql())?;
+        }
         tx.commit().map_err(self.sql())?;
         tracing::debug!(%recording, stored = outcome.stored, duplicates = outcome.duplicates, "chunk batch");
         Ok(acks)

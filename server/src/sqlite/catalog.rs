@@ -1,0 +1,944 @@
+//! [`Catalog`] over the embedded SQLite store, and the catalog rows kept beside logins,
+//! recordings and chunks (schema version 2).
+
+use libsegura::spool::{LoginRow, LoginState, RecordingKind, RecordingRow};
+use libsegura::time::now_us;
+use rusqlite::types::ToSql;
+use rusqlite::{params, params_from_iter, OptionalExtension, Row, Transaction};
+use uuid::Uuid;
+
+use super::{count, from_json, parse_uuid, SqliteStore};
+use crate::catalog::{
+    AccessEntry, Catalog, HostRow, PlatformUser, PurgeEntry, SessionEntry, SessionPage,
+    SessionQuery, Sort, Status, Viewer, WebSession,
+};
+use crate::store::{Role, StoreError};
+
+pub(super) const SCHEMA_V2: &str = "
+CREATE TABLE sessions (
+    num INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    rec_kind TEXT,
+    login_id TEXT,
+    host_id TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    user TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    service TEXT NOT NULL,
+    binary TEXT NOT NULL,
+    command TEXT NOT NULL,
+    rule TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    status TEXT NOT NULL,
+    agent_chunks INTEGER NOT NULL DEFAULT 0,
+    held_chunks INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    hold INTEGER NOT NULL DEFAULT 0,
+    indexed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_by_start ON sessions(started_at);
+CREATE INDEX sessions_by_user ON sessions(user, started_at);
+CREATE INDEX sessions_by_host ON sessions(hostname, started_at);
+CREATE INDEX sessions_by_group ON sessions(grp, started_at);
+CREATE INDEX sessions_by_status ON sessions(status, started_at);
+CREATE INDEX sessions_by_login ON sessions(login_id);
+CREATE INDEX sessions_by_rule ON sessions(rule);
+CREATE INDEX sessions_unindexed ON sessions(indexed, status);
+CREATE VIRTUAL TABLE session_text USING fts5(
+    transcript, commands, content='', contentless_delete=1, tokenize='unicode61'
+);
+CREATE TABLE session_auditors (
+    session TEXT NOT NULL,
+    user TEXT NOT NULL,
+    PRIMARY KEY (session, user)
+) WITHOUT ROWID;
+CREATE INDEX session_auditors_by_user ON session_auditors(user);
+CREATE TABLE rule_auditors (
+    rule TEXT NOT NULL,
+    user TEXT NOT NULL,
+    PRIMARY KEY (rule, user)
+) WITHOUT ROWID;
+CREATE TABLE access_log (
+    at INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    session TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX access_log_by_time ON access_log(at);
+CREATE TABLE purge_log (
+    at INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    session TEXT NOT NULL,
+    user TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+CREATE TABLE host_reports (
+    host_id TEXT PRIMARY KEY,
+    at INTEGER NOT NULL,
+    pending_recordings INTEGER NOT NULL,
+    pending_bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE web_sessions (
+    token_hash BLOB PRIMARY KEY,
+    user TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+type Sql = Result<(), rusqlite::Error>;
+
+/// Lists a recording (creating or updating its catalog row) and takes its login off the list:
+/// a login with recordings is shown through them.
+pub(super) fn catalog_recording(tx: &Transaction<'_>, host: &str, row: &RecordingRow) -> Sql {
+    let m = &row.meta;
+    let (held, bytes): (i64, i64) = tx.query_row(
+        "SELECT count(*), coalesce(sum(c.raw_len), 0) FROM chunks c
+         JOIN recordings r ON r.num = c.rec WHERE r.id = ?1",
+        [m.id.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let status = Status::of_recording(row.ended_at.is_some(), count(held), row.chunks);
+    let binary = match m.kind {
+        RecordingKind::Binary => m.command.first().cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    tx.execute(
+        "INSERT INTO sessions (id, kind, rec_kind, login_id, host_id, hostname, user, grp, service,
+            binary, command, rule, started_at, ended_at, status, agent_chunks, held_chunks, bytes)
+         VALUES (?1, 'recording', ?2, ?3, ?4, (SELECT hostname FROM hosts WHERE id = ?4), ?5, ?6,
+            ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, status = excluded.status,
+            agent_chunks = excluded.agent_chunks, held_chunks = excluded.held_chunks,
+            bytes = excluded.bytes",
+        params![
+            m.id.to_string(),
+            kind_name(m.kind),
+            m.login_id.map(|l| l.to_string()),
+            host,
+            m.user,
+            m.group,
+            m.service.clone().unwrap_or_default(),
+            binary,
+            shell_words(&m.command),
+            m.rule,
+            m.started_at,
+            row.ended_at,
+            status.as_str(),
+            i64::try_from(row.chunks).unwrap_or(i64::MAX),
+            held,
+            bytes,
+        ],
+    )?;
+    if let Some(login) = m.login_id {
+        tx.execute(
+            "DELETE FROM sessions WHERE id = ?1 AND kind = 'login'",
+            [login.to_string()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Lists a login that has no recording (an unrecorded login, or one still waiting for its
+/// recorder); a login with recordings is taken off the list.
+pub(super) fn catalog_login(tx: &Transaction<'_>, host: &str, row: &LoginRow) -> Sql {
+    let m = &row.meta;
+    let id = m.id.to_string();
+    let has_recordings: bool = row.recordings > 0
+        || tx
+            .query_row(
+                "SELECT 1 FROM sessions WHERE login_id = ?1 LIMIT 1",
+                [&id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+    if has_recordings {
+        tx.execute(
+            "DELETE FROM sessions WHERE id = ?1 AND kind = 'login'",
+            [&id],
+        )?;
+        return Ok(());
+    }
+    let status = match (row.state, row.ended_at) {
+        (LoginState::Unrecorded, _) => Status::Unrecorded,
+        (_, None) => Status::Active,
+        (_, Some(_)) => Status::Ended,
+    };
+    tx.execute(
+        "INSERT INTO sessions (id, kind, host_id, hostname, user, grp, service, binary, command,
+            rule, started_at, ended_at, status)
+         VALUES (?1, 'login', ?2, (SELECT hostname FROM hosts WHERE id = ?2), ?3, ?4, ?5, '', '',
+            ?6, ?7, ?8, ?9)
+         ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, status = excluded.status",
+        params![
+            id,
+            host,
+            m.user,
+            m.group,
+            m.service.clone().unwrap_or_default(),
+            m.rule,
+            m.opened_at,
+            row.ended_at,
+            status.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+/// After chunks were stored: how much of the recording is held, and so its status.
+pub(super) fn catalog_chunks(tx: &Transaction<'_>, rec: i64, id: Uuid) -> Sql {
+    let (held, bytes): (i64, i64) = tx.query_row(
+        "SELECT count(*), coalesce(sum(raw_len), 0) FROM chunks WHERE rec = ?1",
+        [rec],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let Some((ended, announced)) = tx
+        .query_row(
+            "SELECT ended_at IS NOT NULL, agent_chunks FROM sessions WHERE id = ?1",
+            [id.to_string()],
+            |r| Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .optional()?
+    else {
+        return Ok(());
+    };
+    let status = Status::of_recording(ended, count(held), count(announced));
+    tx.execute(
+        "UPDATE sessions SET held_chunks = ?1, bytes = ?2, status = ?3 WHERE id = ?4",
+        params![held, bytes, status.as_str(), id.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Fills the catalog from the rows stored before it existed (migration to version 2).
+pub(super) fn backfill(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let sql = |e: rusqlite::Error| StoreError::Corrupt {
+        what: "catalog backfill".into(),
+        detail: e.to_string(),
+    };
+    for (table, is_login) in [("recordings", false), ("logins", true)] {
+        let rows: Vec<(String, String)> = tx
+            .prepare(&format!("SELECT host_id, row FROM {table}"))
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(sql)?;
+        for (host, text) in rows {
+            if is_login {
+                catalog_login(tx, &host, &from_json("login row", &text)?).map_err(sql)?;
+            } else {
+                catalog_recording(tx, &host, &from_json("recording row", &text)?).map_err(sql)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kind_name(k: RecordingKind) -> &'static str {
+    match k {
+        RecordingKind::Session => "session",
+        RecordingKind::Command => "command",
+        RecordingKind::Binary => "binary",
+    }
+}
+
+/// A command line as one string, quoting words that need it.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+const ENTRY_COLUMNS: &str = "s.id, s.kind, s.rec_kind, s.login_id, s.host_id, s.hostname, s.user,
+    s.grp, s.service, s.binary, s.command, s.rule, s.started_at, s.ended_at, s.status, s.bytes,
+    s.hold";
+
+fn entry(r: &Row<'_>) -> rusqlite::Result<SessionEntry> {
+    let uuid = |i: usize| -> rusqlite::Result<Uuid> {
+        let s: String = r.get(i)?;
+        Uuid::parse_str(&s).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    let status: String = r.get(14)?;
+    Ok(SessionEntry {
+        id: uuid(0)?,
+        kind: r.get(1)?,
+        recording_kind: r.get(2)?,
+        login_id: match r.get::<_, Option<String>>(3)? {
+            Some(_) => Some(uuid(3)?),
+            None => None,
+        },
+        host_id: uuid(4)?,
+        hostname: r.get(5)?,
+        user: r.get(6)?,
+        group: r.get(7)?,
+        service: r.get(8)?,
+        binary: r.get(9)?,
+        command: r.get(10)?,
+        rule: r.get(11)?,
+        started_at: r.get(12)?,
+        ended_at: r.get(13)?,
+        status: Status::parse(&status).unwrap_or(Status::Ended),
+        bytes: count(r.get(15)?),
+        hold: r.get(16)?,
+    })
+}
+
+/// The condition under which an auditor may see session `s` (admins see all).
+const AUDITOR_SEES: &str = "(s.id IN (SELECT session FROM session_auditors WHERE user = ?)
+    OR s.rule IN (SELECT rule FROM rule_auditors WHERE user = ?))";
+
+/// An FTS5 query in which every word of `text` must appear (each quoted, so no syntax of the
+/// user's reaches FTS5).
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// `LIKE` pattern for a prefix, with the wildcards of `s` escaped.
+fn prefix(s: &str) -> String {
+    let mut p = String::new();
+    for c in s.trim().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn contains(s: &str) -> String {
+    let p = prefix(s);
+    format!("%{p}")
+}
+
+impl Catalog for SqliteStore {
+    fn sessions(&self, viewer: &Viewer, q: &SessionQuery) -> Result<SessionPage, StoreError> {
+        let mut cond: Vec<String> = Vec::new();
+        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        if !viewer.is_admin() {
+            cond.push(AUDITOR_SEES.into());
+            args.push(Box::new(viewer.name.clone()));
+            args.push(Box::new(viewer.name.clone()));
+        }
+        for (column, value) in [
+            ("s.user", &q.user),
+            ("s.hostname", &q.host),
+            ("s.grp", &q.group),
+        ] {
+            if !value.trim().is_empty() {
+                cond.push(format!("{column} LIKE ? ESCAPE '\\'"));
+                args.push(Box::new(prefix(value)));
+            }
+        }
+        if !q.service.trim().is_empty() {
+            cond.push("(s.service LIKE ? ESCAPE '\\' OR s.binary LIKE ? ESCAPE '\\')".into());
+            args.push(Box::new(contains(&q.service)));
+            args.push(Box::new(contains(&q.service)));
+        }
+        if let Some(from) = q.from {
+            cond.push("s.started_at >= ?".into());
+            args.push(Box::new(from));
+        }
+        if let Some(to) = q.to {
+            cond.push("s.started_at < ?".into());
+            args.push(Box::new(to));
+        }
+        if let Some(status) = q.status {
+            cond.push("s.status = ?".into());
+            args.push(Box::new(status.as_str()));
+        }
+        if let Some(fts) = fts_query(&q.text) {
+            cond.push(
+                "s.num IN (SELECT rowid FROM session_text WHERE session_text MATCH ?)".into(),
+            );
+            args.push(Box::new(fts));
+        }
+        let filter = if cond.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", cond.join(" AND "))
+        };
+        let order = match q.sort {
+            Sort::Started => "s.started_at",
+            Sort::User => "s.user",
+            Sort::Host => "s.hostname",
+            Sort::Duration => "(coalesce(s.ended_at, s.started_at) - s.started_at)",
+            Sort::Size => "s.bytes",
+        };
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        let conn = self.reader()?;
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) FROM sessions s {filter}"))
+            .and_then(|mut st| st.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+            .map_err(self.sql())?;
+        let limit = i64::try_from(q.limit.clamp(1, 500)).unwrap_or(50);
+        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        args.push(Box::new(limit));
+        args.push(Box::new(offset));
+        let entries = conn
+            .prepare_cached(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM sessions s {filter}
+                 ORDER BY {order} {dir}, s.num {dir} LIMIT ? OFFSET ?"
+            ))
+            .and_then(|mut st| {
+                st.query_map(params_from_iter(args.iter()), entry)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(self.sql())?;
+        Ok(SessionPage {
+            total: count(total),
+            entries,
+        })
+    }
+
+    fn session(&self, viewer: &Viewer, id: Uuid) -> Result<SessionEntry, StoreError> {
+        let conn = self.reader()?;
+        let found = conn
+            .query_row(
+                &format!("SELECT {ENTRY_COLUMNS} FROM sessions s WHERE s.id = ?1"),
+                [id.to_string()],
+                entry,
+            )
+            .optional()
+            .map_err(self.sql())?
+            .ok_or_else(|| StoreError::NotFound(format!("no session {id}")))?;
+        if viewer.is_admin() {
+            return Ok(found);
+        }
+        let allowed = conn
+            .query_row(
+                &format!("SELECT 1 FROM sessions s WHERE s.id = ? AND {AUDITOR_SEES}"),
+                params![id.to_string(), viewer.name, viewer.name],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(self.sql())?
+            .is_some();
+        if allowed {
+            Ok(found)
+        } else {
+            Err(StoreError::Forbidden(format!(
+                "{} is not an auditor of session {id}",
+                viewer.name
+            )))
+        }
+    }
+
+    fn set_hold(&self, id: Uuid, hold: bool, by: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let n = tx
+            .execute(
+                "UPDATE sessions SET hold = ?1 WHERE id = ?2",
+                params![hold, id.to_string()],
+            )
+            .map_err(self.sql())?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no session {id}")));
+        }
+        log_access_conn(
+            &tx,
+            by,
+            if hold { "prevent-purge" } else { "allow-purge" },
+            Some(id),
+            "",
+        )
+        .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())
+    }
+
+    fn session_auditors(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "SELECT user FROM session_auditors WHERE session = ?1 ORDER BY user",
+            &id.to_string(),
+        )
+    }
+
+    fn set_session_auditors(
+        &self,
+        id: Uuid,
+        auditors: &[String],
+        by: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let exists = tx
+            .query_row(
+                "SELECT 1 FROM sessions WHERE id = ?1",
+                [id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(self.sql())?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound(format!("no session {id}")));
+        }
+        check_auditors(&tx, auditors).map_err(|e| self.sql_or(e))?;
+        tx.execute(
+            "DELETE FROM session_auditors WHERE session = ?1",
+            [id.to_string()],
+        )
+        .map_err(self.sql())?;
+        for a in auditors {
+            tx.execute(
+                "INSERT OR IGNORE INTO session_auditors (session, user) VALUES (?1, ?2)",
+                params![id.to_string(), a],
+            )
+            .map_err(self.sql())?;
+        }
+        log_access_conn(&tx, by, "configure-auditors", Some(id), &auditors.join(","))
+            .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())
+    }
+
+    fn rule_auditors(&self, rule: &str) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "SELECT user FROM rule_auditors WHERE rule = ?1 ORDER BY user",
+            rule,
+        )
+    }
+
+    fn set_rule_auditors(&self, rule: &str, auditors: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        check_auditors(&tx, auditors).map_err(|e| self.sql_or(e))?;
+        tx.execute("DELETE FROM rule_auditors WHERE rule = ?1", [rule])
+            .map_err(self.sql())?;
+        for a in auditors {
+            tx.execute(
+                "INSERT OR IGNORE INTO rule_auditors (rule, user) VALUES (?1, ?2)",
+                params![rule, a],
+            )
+            .map_err(self.sql())?;
+        }
+        tx.commit().map_err(self.sql())
+    }
+
+    fn users(&self) -> Result<Vec<PlatformUser>, StoreError> {
+        let conn = self.reader()?;
+        let mut st = conn
+            .prepare("SELECT name, role FROM users ORDER BY name")
+            .map_err(self.sql())?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        rows.into_iter()
+            .map(|(name, role)| {
+                Ok(PlatformUser {
+                    role: role_of(&name, &role)?,
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    fn user_login(&self, name: &str) -> Result<Option<(Role, String)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .reader()?
+            .query_row(
+                "SELECT role, password_hash FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        row.map(|(role, hash)| Ok((role_of(name, &role)?, hash)))
+            .transpose()
+    }
+
+    fn log_access(
+        &self,
+        user: &str,
+        action: &str,
+        session: Option<Uuid>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        log_access_conn(&conn, user, action, session, detail).map_err(self.sql())
+    }
+
+    fn access_log(&self, limit: u64) -> Result<Vec<AccessEntry>, StoreError> {
+        let conn = self.reader()?;
+        let mut st = conn
+            .prepare(
+                "SELECT at, user, action, session, detail FROM access_log
+                 ORDER BY at DESC, rowid DESC LIMIT ?1",
+            )
+            .map_err(self.sql())?;
+        let rows = st
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(AccessEntry {
+                    at: r.get(0)?,
+                    user: r.get(1)?,
+                    action: r.get(2)?,
+                    session: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    fn purge(&self, before: i64, by: &str) -> Result<Vec<PurgeEntry>, StoreError> {
+        let now = now_us();
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let victims: Vec<(i64, String, String, String, String, i64, i64)> = tx
+            .prepare(
+                "SELECT num, id, kind, user, hostname, started_at, bytes FROM sessions
+                 WHERE started_at < ?1 AND hold = 0",
+            )
+            .and_then(|mut st| {
+                st.query_map([before], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()
+            })
+            .map_err(self.sql())?;
+        let mut out = Vec::new();
+        for (num, id, kind, user, hostname, started_at, bytes) in victims {
+            let run = || -> rusqlite::Result<()> {
+                if kind == "recording" {
+                    tx.execute(
+                        "DELETE FROM chunks WHERE rec = (SELECT num FROM recordings WHERE id = ?1)",
+                        [&id],
+                    )?;
+                    tx.execute("DELETE FROM recordings WHERE id = ?1", [&id])?;
+                } else {
+                    tx.execute("DELETE FROM logins WHERE id = ?1", [&id])?;
+                }
+                tx.execute("DELETE FROM session_text WHERE rowid = ?1", [num])?;
+                tx.execute("DELETE FROM session_auditors WHERE session = ?1", [&id])?;
+                tx.execute("DELETE FROM sessions WHERE num = ?1", [num])?;
+                tx.execute(
+                    "INSERT INTO purge_log (at, by, session, user, hostname, started_at, bytes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![now, by, id, user, hostname, started_at, bytes],
+                )?;
+                Ok(())
+            };
+            run().map_err(self.sql())?;
+            tracing::info!(session = %id, %user, %hostname, by, "purged (older than the retention)");
+            out.push(PurgeEntry {
+                at: now,
+                by: by.to_string(),
+                session: id,
+                user,
+                hostname,
+                started_at,
+                bytes: count(bytes),
+            });
+        }
+        // Logins whose recordings are all gone leave no row behind them.
+        tx.execute(
+            "DELETE FROM logins WHERE opened_at < ?1
+               AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = logins.id OR s.login_id = logins.id)
+               AND NOT EXISTS (SELECT 1 FROM recordings r WHERE json_extract(r.row, '$.login_id') = logins.id)",
+            [before],
+        )
+        .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())?;
+        Ok(out)
+    }
+
+    fn purge_log(&self, limit: u64) -> Result<Vec<PurgeEntry>, StoreError> {
+        let conn = self.reader()?;
+        let mut st = conn
+            .prepare(
+                "SELECT at, by, session, user, hostname, started_at, bytes FROM purge_log
+                 ORDER BY at DESC, rowid DESC LIMIT ?1",
+            )
+            .map_err(self.sql())?;
+        let rows = st
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(PurgeEntry {
+                    at: r.get(0)?,
+                    by: r.get(1)?,
+                    session: r.get(2)?,
+                    user: r.get(3)?,
+                    hostname: r.get(4)?,
+                    started_at: r.get(5)?,
+                    bytes: count(r.get(6)?),
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    fn host_rows(&self) -> Result<Vec<HostRow>, StoreError> {
+        let conn = self.reader()?;
+        let mut st = conn
+            .prepare(
+                "SELECT h.id, h.hostname, h.enrolled_at, h.last_seen, h.revoked_at,
+                    (SELECT count(*) FROM sessions s WHERE s.host_id = h.id),
+                    p.pending_bytes, p.pending_recordings, p.at,
+                    (SELECT count(*) FROM sessions s
+                      WHERE s.host_id = h.id AND s.status = 'unrecorded')
+                 FROM hosts h LEFT JOIN host_reports p ON p.host_id = h.id
+                 ORDER BY h.hostname, h.id",
+            )
+            .map_err(self.sql())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    HostRow {
+                        id: Uuid::nil(),
+                        hostname: r.get(1)?,
+                        enrolled_at: r.get(2)?,
+                        last_seen: r.get(3)?,
+                        revoked_at: r.get(4)?,
+                        sessions: count(r.get(5)?),
+                        pending_bytes: r.get::<_, Option<i64>>(6)?.map(count),
+                        pending_recordings: r.get::<_, Option<i64>>(7)?.map(count),
+                        reported_at: r.get(8)?,
+                        unrecorded: count(r.get(9)?),
+                    },
+                ))
+            })
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        rows.into_iter()
+            .map(|(id, mut h)| {
+                h.id = parse_uuid("host id", &id)?;
+                Ok(h)
+            })
+            .collect()
+    }
+
+    fn host_report(
+        &self,
+        host: Uuid,
+        pending_recordings: u64,
+        pending_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.conn()
+            .execute(
+                "INSERT INTO host_reports (host_id, at, pending_recordings, pending_bytes)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (host_id) DO UPDATE SET at = excluded.at,
+                    pending_recordings = excluded.pending_recordings,
+                    pending_bytes = excluded.pending_bytes",
+                params![
+                    host.to_string(),
+                    now_us(),
+                    n(pending_recordings),
+                    n(pending_bytes)
+                ],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    fn add_web_session(
+        &self,
+        token: &[u8; 32],
+        user: &str,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_us();
+        let conn = self.conn();
+        conn.execute("DELETE FROM web_sessions WHERE expires_at < ?1", [now])
+            .map_err(self.sql())?;
+        conn.execute(
+            "INSERT INTO web_sessions (token_hash, user, csrf, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![token.as_slice(), user, csrf, now, expires_at],
+        )
+        .map_err(self.sql())?;
+        Ok(())
+    }
+
+    fn web_session(&self, token: &[u8; 32], now: i64) -> Result<Option<WebSession>, StoreError> {
+        let row: Option<(String, String, String)> = self
+            .reader()?
+            .query_row(
+                "SELECT w.user, u.role, w.csrf FROM web_sessions w JOIN users u ON u.name = w.user
+                 WHERE w.token_hash = ?1 AND w.expires_at > ?2",
+                params![token.as_slice(), now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        row.map(|(user, role, csrf)| {
+            Ok(WebSession {
+                role: role_of(&user, &role)?,
+                user,
+                csrf,
+            })
+        })
+        .transpose()
+    }
+
+    fn end_web_session(&self, token: &[u8; 32]) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM web_sessions WHERE token_hash = ?1",
+                [token.as_slice()],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    fn unindexed(&self, limit: u64) -> Result<Vec<Uuid>, StoreError> {
+        let ids = {
+            let conn = self.reader()?;
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT id FROM sessions WHERE indexed = 0 AND status = 'ended'
+                       AND kind = 'recording' ORDER BY num LIMIT ?1",
+                )
+                .map_err(self.sql())?;
+            let rows = st
+                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(self.sql())?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?
+        };
+        ids.iter().map(|s| parse_uuid("session id", s)).collect()
+    }
+
+    fn index_text(&self, id: Uuid, text: Option<(&str, &str)>) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let num: Option<i64> = tx
+            .query_row(
+                "SELECT num FROM sessions WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        let Some(num) = num else {
+            return Ok(());
+        };
+        tx.execute("DELETE FROM session_text WHERE rowid = ?1", [num])
+            .map_err(self.sql())?;
+        let state = match text {
+            Some((transcript, commands)) => {
+                tx.execute(
+                    "INSERT INTO session_text (rowid, transcript, commands) VALUES (?1, ?2, ?3)",
+                    params![num, transcript, commands],
+                )
+                .map_err(self.sql())?;
+                1
+            }
+            None => 2,
+        };
+        tx.execute(
+            "UPDATE sessions SET indexed = ?1 WHERE num = ?2",
+            params![state, num],
+        )
+        .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())
+    }
+}
+
+impl SqliteStore {
+    fn strings(&self, sql: &str, arg: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.reader()?;
+        let mut st = conn.prepare_cached(sql).map_err(self.sql())?;
+        let rows = st.query_map([arg], |r| r.get(0)).map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    fn sql_or(&self, e: AuditorError) -> StoreError {
+        match e {
+            AuditorError::Sql(e) => self.sql()(e),
+            AuditorError::NotAuditor(name) => {
+                StoreError::Invalid(format!("{name:?} is not an auditor"))
+            }
+        }
+    }
+}
+
+enum AuditorError {
+    Sql(rusqlite::Error),
+    NotAuditor(String),
+}
+
+fn check_auditors(tx: &Transaction<'_>, names: &[String]) -> Result<(), AuditorError> {
+    for name in names {
+        let role: Option<String> = tx
+            .query_row("SELECT role FROM users WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(AuditorError::Sql)?;
+        if role.as_deref() != Some(Role::Auditor.as_str()) {
+            return Err(AuditorError::NotAuditor(name.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn log_access_conn(
+    conn: &rusqlite::Connection,
+    user: &str,
+    action: &str,
+    session: Option<Uuid>,
+    detail: &str,
+) -> Sql {
+    conn.execute(
+        "INSERT INTO access_log (at, user, action, session, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            now_us(),
+            user,
+            action,
+            session.map(|s| s.to_string()),
+            detail
+        ],
+    )?;
+    Ok(())
+}
+
+fn role_of(user: &str, role: &str) -> Result<Role, StoreError> {
+    match role {
+        "admin" => Ok(Role::Admin),
+        "auditor" => Ok(Role::Auditor),
+        other => Err(StoreError::Corrupt {
+            what: format!("user {user}"),
+            detail: format!("unknown role {other:?}"),
+        }),
+    }
+}
