@@ -34,6 +34,8 @@ document.addEventListener("DOMContentLoaded", () => {
         cols: Number(el.dataset.cols) || 80,
         rows: Number(el.dataset.rows) || 24,
         startAt: startAt,
+        // Paused, the player shows the frame at this moment.
+        poster: "npt:" + startAt,
         speed: speed,
         preload: true,
         fit: "width",

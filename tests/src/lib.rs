@@ -4,6 +4,7 @@
 //! The binaries are those of the workspace's target directory (`cargo build --workspace` first;
 //! the project's test script does), or of `SEGURA_BIN_DIR`.
 
+pub mod browser;
 pub mod platform;
 pub mod system;
 

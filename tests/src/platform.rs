@@ -5,17 +5,45 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bin;
+use crate::{bin, Env};
+
+/// A host's spool and configuration with upload credentials beside it (`[upload]` plus
+/// `extra` configuration lines).
+pub fn agent_env(extra: &str) -> Env {
+    let env = Env::with_config("");
+    let creds = env.dir.path().join("host.toml");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[upload]\ncredentials = \"{}\"\ntimeout_ms = 1500\n{extra}",
+            creds.display()
+        ),
+    )
+    .unwrap();
+    env
+}
+
+/// `segura enroll-host` against the platform at `url`.
+pub fn enroll(env: &Env, url: &str, token: &str) {
+    env.ok(["enroll-host", "--server", url, "--token", token]);
+}
 
 /// The platform, started (and restarted) on a fixed loopback port.
 pub struct Server {
     pub data: tempfile::TempDir,
     pub port: u16,
+    /// More `serve` arguments.
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
 impl Server {
     pub fn new() -> Server {
+        Server::with_args(&[])
+    }
+
+    /// A server started with more `serve` arguments.
+    pub fn with_args(args: &[&str]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -24,6 +52,7 @@ impl Server {
         let mut s = Server {
             data: tempfile::tempdir().unwrap(),
             port,
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         s.start();
@@ -47,6 +76,12 @@ impl Server {
     }
 
     pub fn start(&mut self) {
+        // The server's log, kept beside its data for when a test fails.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("server.log"))
+            .unwrap();
         let child = Command::new(bin("segura-server"))
             .args([
                 "serve",
@@ -55,8 +90,9 @@ impl Server {
                 "--data",
             ])
             .arg(self.data.path())
+            .args(&self.args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         self.child = Some(child);

@@ -9,26 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use segura_tests::platform::Server;
+use segura_tests::platform::{agent_env, enroll, Server};
 use segura_tests::Env;
-
-fn agent_env(extra: &str) -> Env {
-    let env = Env::with_config("");
-    let creds = env.dir.path().join("host.toml");
-    std::fs::write(
-        &env.config,
-        format!(
-            "[upload]\ncredentials = \"{}\"\ntimeout_ms = 1500\n{extra}",
-            creds.display()
-        ),
-    )
-    .unwrap();
-    env
-}
-
-fn enroll(env: &Env, url: &str, token: &str) {
-    env.ok(["enroll-host", "--server", url, "--token", token]);
-}
 
 /// Every local recording is on the platform, byte-identical, each chunk once.
 fn assert_delivered(env: &Env, server: &Server) {

@@ -84,6 +84,7 @@ pub fn router() -> Router<Shared> {
         .merge(policies::routes())
         .merge(hosts::routes())
         .route("/static/{file}", get(page::asset))
+        .route("/favicon.ico", get(page::favicon))
         .layer(middleware::from_fn(security_headers))
 }
 

@@ -45,6 +45,18 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         .into_response()
 }
 
+/// The browser's tab icon: a small SVG (a record dot).
+pub async fn favicon() -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")),
+            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
+        ],
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="6" fill="#b3261e"/></svg>"##,
+    )
+        .into_response()
+}
+
 /// Which entry of the navigation is current.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {

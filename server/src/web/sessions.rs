@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use libsegura::export::{commands, transcript, write_asciicast, ExportError, Timeline};
+use libsegura::export::{commands, transcript, write_asciicast, ExportError, Item, Timeline};
 use maud::{html, Markup};
 use uuid::Uuid;
 
@@ -267,6 +267,17 @@ fn row(e: &SessionEntry, admin: bool, signed: &Signed) -> Markup {
     }
 }
 
+/// Where a command's link puts the player: just after the first output that follows the
+/// Enter (the echo of the line), so the screen shows the command as it was entered.
+fn seek_time(tl: &Timeline, t_us: u64) -> String {
+    let at = tl
+        .items
+        .iter()
+        .find(|i| i.t_us >= t_us && matches!(i.item, Item::Output(_)))
+        .map_or(t_us, |i| i.t_us + 1_000);
+    format!("{:.3}", at as f64 / 1e6)
+}
+
 fn parse_id(id: &str) -> Result<Uuid, Refused> {
     Uuid::parse_str(id).map_err(|_| Refused(StatusCode::NOT_FOUND, "no such session"))
 }
@@ -409,7 +420,7 @@ async fn log(
                     thead { tr { th { "At" } th { "Command line" } } }
                     tbody { @for c in &cmds {
                         tr {
-                            td { a.seek href=(format!("/sessions/{}/video?t={:.3}", e.id, c.t_us as f64 / 1e6)) data-t=(format!("{:.3}", c.t_us as f64 / 1e6)) { (offset(c.t_us)) } }
+                            td { a.seek href=(format!("/sessions/{}/video?t={}", e.id, seek_time(&tl, c.t_us))) data-t=(seek_time(&tl, c.t_us)) { (offset(c.t_us)) } }
                             td { code { (visible(&c.line)) } }
                         }
                     } }
@@ -486,7 +497,7 @@ async fn video(
                         }
                         h2 { "Commands" }
                         ol.commands { @for c in &cmds {
-                            li { a.seek href=(format!("?t={:.3}", c.t_us as f64 / 1e6)) data-t=(format!("{:.3}", c.t_us as f64 / 1e6)) {
+                            li { a.seek href=(format!("?t={}", seek_time(&tl, c.t_us))) data-t=(seek_time(&tl, c.t_us)) {
                                 span.at { (offset(c.t_us)) } " " code { (visible(&c.line)) } } }
                         } }
                     }
