@@ -192,7 +192,9 @@ cleanup() {
         echo "  list:       $ROOT/target/release/segura --spool $SPOOL ls"
         echo "  sshd log:   $DEMO/ssh/sshd.log"
         echo "  platform:   $ROOT/target/release/segura-server admin recordings --data $DEMO/platform"
-        echo "              (serve it again: segura-server serve --listen 127.0.0.1:8080 --data $DEMO/platform)"
+        echo "  web UI:     $ROOT/target/release/segura-server serve --listen 127.0.0.1:8080 --data $DEMO/platform"
+        echo "              then open http://127.0.0.1:8080/ and sign in as admin, password in $DEMO/admin-password"
+        echo "              (Remote Sessions, Session Log, Session Video, Policies, Hosts, Access log)"
         echo "Remove it with: rm -rf $DEMO"
     else
         echo "demo: FAILED (exit $rc); what it made is in $DEMO (sshd log: $DEMO/ssh/sshd.log)" >&2
@@ -413,5 +415,22 @@ for id in $(segura ls --json | python3 -c 'import json,sys; [print(r["id"]) for 
 done
 rm -f "$DEMO/local.cast" "$DEMO/platform.cast"
 note "every recording on the platform is byte-identical to the local one (asciicast compared)"
+
+say "the platform's web UI: an admin signs in and finds the sessions"
+ADMIN_PW="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+printf '%s\n' "$ADMIN_PW" | "$SERVER" admin create-user admin --role admin --data "$DEMO/platform"
+(umask 077 && printf '%s\n' "$ADMIN_PW" >"$DEMO/admin-password")
+curl -fsS -o /dev/null -c "$DEMO/cookies" --data-urlencode name=admin \
+    --data-urlencode "password=$ADMIN_PW" --data-urlencode next=/sessions "$PLATFORM/login"
+LISTED="$(curl -fsS -b "$DEMO/cookies" "$PLATFORM/sessions" | grep -o 'data-id="' | wc -l)"
+note "Remote Sessions lists $LISTED sessions"
+[ "$LISTED" -ge 3 ] || { echo "demo: the web UI lists $LISTED sessions" >&2; exit 1; }
+curl -fsS -b "$DEMO/cookies" "$PLATFORM/sessions/$TT_ID" | grep -q 'hello from a recorded session' ||
+    { echo "demo: the Session Log of $TT_ID lacks what was typed" >&2; exit 1; }
+note "the Session Log of the interactive ssh session shows what was typed"
+curl -fsS -b "$DEMO/cookies" "$PLATFORM/sessions?service=ping" | grep -q 'ping -c 4' ||
+    { echo "demo: the ping run is not in the web UI" >&2; exit 1; }
+note "the recorded ping run is there too (filter: service or binary = ping)"
+rm -f "$DEMO/cookies"
 show ls -l "$DEMO/spool"
 OK=1

@@ -3,7 +3,7 @@
 # Idempotent: apt only installs what is missing.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps pamtester openssh-server openssh-client sshpass login passwd util-linux iputils-ping libcap2-bin valgrind chromium chromium-driver"
+PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps pamtester openssh-server openssh-client sshpass login passwd util-linux iputils-ping libcap2-bin valgrind curl chromium chromium-driver"
 # Node.js and npm install the web player (server/web); Debian's packages when none is there.
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 missing=""

@@ -3,16 +3,7 @@
 //! `segura-server admin`.
 #![forbid(unsafe_code)]
 
-mod admin;
-mod api;
-mod auth;
-mod catalog;
-mod ingest;
-mod limits;
-mod serve;
-mod sqlite;
-mod store;
-mod web;
+use segura_server::{admin, serve, store};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -20,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::store::Role;
+use store::Role;
 
 #[derive(Parser)]
 #[command(name = "segura-server", version = libsegura::VERSION, about)]

@@ -942,3 +942,163 @@ fn role_of(user: &str, role: &str) -> Result<Role, StoreError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::{NewHost, Store};
+
+    fn store() -> (tempfile::TempDir, SqliteStore, Uuid) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let token = [7u8; 32];
+        s.add_enroll_token(&token, i64::MAX).unwrap();
+        let host = Uuid::now_v7();
+        s.enroll(
+            &token,
+            &NewHost {
+                id: host,
+                hostname: "ws1".into(),
+                secret_hash: [0; 32],
+                enrolled_at: 0,
+            },
+        )
+        .unwrap();
+        for (name, role) in [
+            ("ada", Role::Admin),
+            ("ann", Role::Auditor),
+            ("abe", Role::Auditor),
+        ] {
+            s.add_user(name, role, "x").unwrap();
+        }
+        (dir, s, host)
+    }
+
+    fn recording(rule: &str, login: Option<Uuid>, started: i64) -> RecordingRow {
+        serde_json::from_value(json!({
+            "id": Uuid::now_v7(), "login_id": login, "kind": "session", "user": "carol",
+            "uid": 1000, "gid": 1000, "group": "ops", "host": "ws1", "service": "sshd",
+            "tty": null, "rhost": null, "command": ["-bash"], "cwd": null, "term": null,
+            "mode": "pty", "cols": 80, "rows": 24, "rule": rule, "started_at": started,
+            "recorder_pid": 1, "ended_at": started + 1, "exit_code": 0, "exit_signal": null,
+            "bytes_out": 0, "bytes_in": 0, "state": "ended", "note": null, "chunks": 2,
+            "chunks_pending_upload": 0, "bytes_pending_upload": 0
+        }))
+        .unwrap()
+    }
+
+    fn viewer(name: &str, role: Role) -> Viewer {
+        Viewer {
+            name: name.into(),
+            role,
+        }
+    }
+
+    fn all() -> SessionQuery {
+        SessionQuery {
+            limit: 50,
+            descending: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn auditors_see_sessions_of_their_rules_and_their_own_only() {
+        let (_d, s, host) = store();
+        let by_rule = recording("record ops", None, 10);
+        let direct = recording("other", None, 20);
+        let unseen = recording("other", None, 30);
+        for r in [&by_rule, &direct, &unseen] {
+            s.put_recording(host, r).unwrap();
+        }
+        s.set_rule_auditors("record ops", &["ann".into()]).unwrap();
+        s.set_session_auditors(direct.meta.id, &["ann".into()], "ada")
+            .unwrap();
+        let ann = viewer("ann", Role::Auditor);
+        let ids: Vec<Uuid> = s
+            .sessions(&ann, &all())
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec![direct.meta.id, by_rule.meta.id]);
+        assert!(matches!(
+            s.session(&ann, unseen.meta.id),
+            Err(StoreError::Forbidden(_))
+        ));
+        assert_eq!(
+            s.sessions(&viewer("abe", Role::Auditor), &all())
+                .unwrap()
+                .total,
+            0
+        );
+        assert_eq!(
+            s.sessions(&viewer("ada", Role::Admin), &all())
+                .unwrap()
+                .total,
+            3
+        );
+        // Only auditors can be assigned.
+        assert!(s
+            .set_session_auditors(direct.meta.id, &["ada".into()], "ada")
+            .is_err());
+    }
+
+    #[test]
+    fn status_unrecorded_logins_and_a_purge_that_spares_held_sessions() {
+        let (_d, s, host) = store();
+        let admin = viewer("ada", Role::Admin);
+        // Announced 2 chunks, holds none: pending upload.
+        let rec = recording("r", None, 10);
+        s.put_recording(host, &rec).unwrap();
+        assert_eq!(
+            s.session(&admin, rec.meta.id).unwrap().status,
+            Status::Pending
+        );
+        let login: LoginRow = serde_json::from_value(json!({
+            "id": Uuid::now_v7(), "user": "dave", "uid": 1001, "gid": 1001, "group": "dev",
+            "host": "ws1", "service": "sshd", "tty": "ssh", "rhost": null, "ruser": null,
+            "rule": "r", "opened_at": 5, "state": "unrecorded", "attached_at": null,
+            "ended_at": 6, "recordings": 0
+        }))
+        .unwrap();
+        s.put_login(host, &login).unwrap();
+        let q = SessionQuery {
+            status: Some(Status::Unrecorded),
+            ..all()
+        };
+        let page = s.sessions(&admin, &q).unwrap();
+        assert_eq!(page.total, 1);
+        assert_eq!(page.entries[0].user, "dave");
+        assert_eq!(page.entries[0].hostname, "ws1");
+        // A recording of that login takes its place in the list.
+        let attached = recording("r", Some(login.meta.id), 7);
+        s.put_recording(host, &attached).unwrap();
+        assert_eq!(s.sessions(&admin, &q).unwrap().total, 0);
+        assert_eq!(s.sessions(&admin, &all()).unwrap().total, 2);
+
+        s.set_hold(rec.meta.id, true, "ada").unwrap();
+        let gone = s.purge(100, "test").unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].session, attached.meta.id.to_string());
+        let left = s.sessions(&admin, &all()).unwrap();
+        assert_eq!(left.total, 1);
+        assert_eq!(left.entries[0].id, rec.meta.id);
+        assert!(s.recording(&attached.meta.id.to_string()).is_err());
+        assert_eq!(s.purge_log(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn text_search_takes_words_not_fts_syntax() {
+        assert_eq!(fts_query("  "), None);
+        assert_eq!(fts_query("a NEAR(b"), Some("\"a\" \"NEAR(b\"".into()));
+        assert_eq!(
+            fts_query("say \"hi\""),
+            Some("\"say\" \"\"\"hi\"\"\"".into())
+        );
+        assert_eq!(prefix("50%_x\\"), "50\\%\\_x\\\\%");
+    }
+}
