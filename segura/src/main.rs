@@ -101,6 +101,9 @@ enum Cmd {
         /// The one-time enrollment token
         #[arg(long)]
         token: String,
+        /// The name the platform shows for this host (default: its host name)
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Deliver recordings, logins and audit events to the platform, and pull the policy
     Sync {
@@ -327,8 +330,13 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Unwrap { path } => return admin::unwrap(path, wrapped),
         _ => {}
     }
-    if let Cmd::EnrollHost { server, token } = &cli.command {
-        return sync_cmd::enroll_host(&config, server, token);
+    if let Cmd::EnrollHost {
+        server,
+        token,
+        name,
+    } = &cli.command
+    {
+        return sync_cmd::enroll_host(&config, server, token, name.as_deref());
     }
     let spool = open_spool(&config)?;
     if let Cmd::UploadNow { id } = &cli.command {

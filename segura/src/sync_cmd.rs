@@ -12,10 +12,10 @@ use segura_agent::{self as upload, Client, Credentials};
 
 use libsegura::policy_cache::NUDGE_SOCKET;
 
-pub fn enroll_host(config: &Config, server: &str, token: &str) -> Result<i32> {
+pub fn enroll_host(config: &Config, server: &str, token: &str, name: Option<&str>) -> Result<i32> {
     let timeout = Duration::from_millis(config.upload.timeout_ms);
     let mut client = Client::new(server, timeout);
-    let host = identity::hostname();
+    let host = name.map_or_else(identity::hostname, str::to_string);
     let reply = client.enroll(token, &host).context("enrolling this host")?;
     let creds = Credentials {
         server: server.trim_end_matches('/').to_string(),
@@ -36,7 +36,7 @@ pub fn enroll_host(config: &Config, server: &str, token: &str) -> Result<i32> {
         }
     }
     println!(
-        "enrolled {host} as {} with {}; credential stored in {}",
+        "enrolled {host} as {} with {} (pending until an admin approves it on the Hosts page); credential stored in {}",
         creds.host_id,
         creds.server,
         config.upload.credentials.display()

@@ -12,6 +12,7 @@ use libsegura::time::{now_us, rfc3339};
 use uuid::Uuid;
 
 use crate::auth;
+use crate::catalog::Catalog;
 use crate::sqlite::SqliteStore;
 use crate::store::{Role, Store};
 
@@ -77,18 +78,19 @@ pub fn hosts(data: &Path, json: bool) -> Result<()> {
     }
     writeln!(
         out,
-        "{:<36}  {:<24}  {:<27}  {:<27}  {:>10}  STATUS",
-        "HOST ID", "HOSTNAME", "ENROLLED", "LAST SEEN", "RECORDINGS"
+        "{:<36}  {:<24}  {:<27}  {:<27}  {:>10}  {:<9} STATUS",
+        "HOST ID", "HOSTNAME", "ENROLLED", "LAST SEEN", "RECORDINGS", "APPROVAL"
     )?;
     for h in hosts {
         writeln!(
             out,
-            "{:<36}  {:<24}  {:<27}  {:<27}  {:>10}  {}",
+            "{:<36}  {:<24}  {:<27}  {:<27}  {:>10}  {:<9} {}",
             h.id,
             h.hostname,
             rfc3339(h.enrolled_at),
             h.last_seen.map(rfc3339).unwrap_or_else(|| "-".into()),
             h.recordings,
+            h.state,
             if h.revoked_at.is_some() {
                 "revoked"
             } else {
@@ -99,8 +101,52 @@ pub fn hosts(data: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+fn host_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id.trim()).with_context(|| format!("{id:?} is not a host id"))
+}
+
+/// Approves (or rejects) an enrolled host.
+pub fn decide_host(data: &Path, id: &str, approve: bool) -> Result<()> {
+    let id = host_id(id)?;
+    if !open(data)?.decide_host(id, approve, "admin command")? {
+        bail!(
+            "no host {id}{}",
+            if approve {
+                " that can be approved (unknown, or revoked)"
+            } else {
+                " that can be rejected (unknown, or already approved: revoke it instead)"
+            }
+        );
+    }
+    if approve {
+        eprintln!("host {id} approved: its sessions are visible");
+    } else {
+        eprintln!("host {id} rejected: its credential is refused, its sessions stay in quarantine");
+    }
+    Ok(())
+}
+
+/// Approves a username, or every user seen on a host.
+pub fn approve_user(data: &Path, name: Option<&str>, host: Option<&str>) -> Result<()> {
+    let store = open(data)?;
+    match (name, host) {
+        (Some(name), None) => {
+            if !store.approve_user(name, true, "admin command")? {
+                bail!("no user {name:?} has been seen on an enrolled host");
+            }
+            eprintln!("user {name} approved");
+        }
+        (None, Some(host)) => {
+            let n = store.approve_host_users(host_id(host)?, "admin command")?;
+            eprintln!("{n} users of host {host} approved");
+        }
+        _ => bail!("give a username or --host HOST_ID"),
+    }
+    Ok(())
+}
+
 pub fn revoke_host(data: &Path, id: &str) -> Result<()> {
-    let id = Uuid::parse_str(id.trim()).with_context(|| format!("{id:?} is not a host id"))?;
+    let id = host_id(id)?;
     if !open(data)?.revoke_host(id, now_us())? {
         bail!("no host {id}");
     }

@@ -89,6 +89,21 @@ pub struct SessionEntry {
     pub status: Status,
     pub bytes: u64,
     pub hold: bool,
+    /// The endpoint user (by identical username) is approved on the platform.
+    pub user_approved: bool,
+}
+
+/// A user seen on enrolled hosts, matched across hosts by identical username.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointUser {
+    pub name: String,
+    pub approved_at: Option<i64>,
+    pub approved_by: Option<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Host names it was seen on.
+    pub hosts: Vec<String>,
+    pub sessions: u64,
 }
 
 /// The Remote Sessions filters; empty fields do not filter.
@@ -201,6 +216,11 @@ pub struct PurgeEntry {
 pub struct HostRow {
     pub id: Uuid,
     pub hostname: String,
+    /// `pending`, `approved` or `rejected`.
+    pub state: String,
+    /// Users seen on it, and how many of them are not approved yet.
+    pub users: u64,
+    pub users_unapproved: u64,
     pub enrolled_at: i64,
     pub last_seen: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -287,6 +307,22 @@ pub trait Catalog: Send + Sync + 'static {
     fn web_session(&self, token: &[u8; 32], now: i64) -> Result<Option<WebSession>, StoreError>;
 
     fn end_web_session(&self, token: &[u8; 32]) -> Result<(), StoreError>;
+
+    /// Approves (or rejects) an enrolled host: its sessions become visible (rejected: its
+    /// credential is refused from now on and its sessions stay in quarantine). False when there
+    /// is no such host.
+    fn decide_host(&self, id: Uuid, approve: bool, by: &str) -> Result<bool, StoreError>;
+
+    fn endpoint_users(&self) -> Result<Vec<EndpointUser>, StoreError>;
+
+    /// Approves a username (or withdraws the approval); false when it was never seen.
+    fn approve_user(&self, name: &str, approve: bool, by: &str) -> Result<bool, StoreError>;
+
+    /// Approves every user seen on a host; answers how many were newly approved.
+    fn approve_host_users(&self, host: Uuid, by: &str) -> Result<u64, StoreError>;
+
+    /// Names of approved, unrevoked hosts, and of approved users: what rules may be scoped to.
+    fn approved_scopes(&self) -> Result<(Vec<String>, Vec<String>), StoreError>;
 
     /// Up to `limit` ended recordings whose text is not indexed yet.
     fn unindexed(&self, limit: u64) -> Result<Vec<Uuid>, StoreError>;

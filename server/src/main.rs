@@ -81,6 +81,28 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Approve an enrolled host: its sessions leave quarantine and show in the web UI.
+    ApproveHost {
+        host_id: String,
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Reject a pending host: its credential is refused, its sessions stay in quarantine.
+    RejectHost {
+        host_id: String,
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Approve an endpoint user (a username seen on enrolled hosts), or every user of a host.
+    ApproveUser {
+        /// The username (identical on every host).
+        name: Option<String>,
+        /// Approve every user seen on this host instead.
+        #[arg(long, conflicts_with = "name")]
+        host: Option<String>,
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Revoke a host's credential: its requests are refused from now on.
     RevokeHost {
         host_id: String,
@@ -174,6 +196,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             AdminCommand::Hosts { data, json } => admin::hosts(&data, json),
             AdminCommand::RevokeHost { host_id, data } => admin::revoke_host(&data, &host_id),
+            AdminCommand::ApproveHost { host_id, data } => {
+                admin::decide_host(&data, &host_id, true)
+            }
+            AdminCommand::RejectHost { host_id, data } => {
+                admin::decide_host(&data, &host_id, false)
+            }
+            AdminCommand::ApproveUser { name, host, data } => {
+                admin::approve_user(&data, name.as_deref(), host.as_deref())
+            }
             AdminCommand::Recordings { data, json } => admin::recordings(&data, json),
             AdminCommand::Export {
                 recording_id,

@@ -30,7 +30,7 @@ use crate::store::{
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "segura-server.db";
 /// The schema version this code writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Read connections kept open for the web UI's queries.
 const READERS: usize = 4;
 
@@ -376,6 +376,12 @@ impl SqliteStore {
         }
         if version < 2 {
             tx.execute_batch(catalog::SCHEMA_V2).map_err(self.sql())?;
+        }
+        if version < 3 {
+            tx.execute_batch(catalog::SCHEMA_V3).map_err(self.sql())?;
+        }
+        if version < 2 {
+            // The catalog (and the users seen) from what version 1 stored.
             catalog::backfill(&tx)?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -631,7 +637,8 @@ impl Store for SqliteStore {
             return Err(StoreError::BadToken);
         }
         tx.execute(
-            "INSERT INTO hosts (id, hostname, secret_hash, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO hosts (id, hostname, secret_hash, enrolled_at, state)
+             VALUES (?1, ?2, ?3, ?4, 'pending')",
             params![
                 host.id.to_string(),
                 host.hostname,
@@ -683,7 +690,7 @@ impl Store for SqliteStore {
         let mut st = conn
             .prepare(
                 "SELECT h.id, h.hostname, h.enrolled_at, h.last_seen, h.revoked_at,
-                    (SELECT count(*) FROM recordings r WHERE r.host_id = h.id)
+                    (SELECT count(*) FROM recordings r WHERE r.host_id = h.id), h.state
                  FROM hosts h ORDER BY h.enrolled_at, h.id",
             )
             .map_err(self.sql())?;
@@ -696,14 +703,16 @@ impl Store for SqliteStore {
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, Option<i64>>(4)?,
                     count(r.get::<_, i64>(5)?),
+                    r.get::<_, String>(6)?,
                 ))
             })
             .map_err(self.sql())?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, hostname, enrolled_at, last_seen, revoked_at, recordings) =
+            let (id, hostname, enrolled_at, last_seen, revoked_at, recordings, state) =
                 row.map_err(self.sql())?;
             out.push(HostInfo {
+                state,
                 id: parse_uuid("host id", &id)?,
                 hostname,
                 enrolled_at,

@@ -95,6 +95,8 @@ pub struct HostCredential {
 pub struct HostInfo {
     pub id: Uuid,
     pub hostname: String,
+    /// `pending` until an admin approves it, `approved`, or `rejected`.
+    pub state: String,
     /// Microseconds since the epoch.
     pub enrolled_at: i64,
     pub last_seen: Option<i64>,

@@ -17,6 +17,16 @@ document.addEventListener("DOMContentLoaded", () => {
     show(bad ? bad.closest("fieldset.tab").dataset.tab : "main");
   }
 
+  // The rule form shows the picker that goes with the scope.
+  const scope = document.querySelector("form.rule select[name=scope]");
+  if (scope) {
+    const sync = () => {
+      for (const l of document.querySelectorAll("label.scope-for")) l.hidden = l.dataset.scope !== scope.value;
+    };
+    scope.addEventListener("change", sync);
+    sync();
+  }
+
   // Buttons that ask first.
   for (const b of document.querySelectorAll("button[data-confirm]")) {
     b.addEventListener("click", (ev) => {

@@ -127,8 +127,96 @@ impl Server {
         serde_json::from_slice(&self.admin(&["recordings", "--json"])).unwrap()
     }
 
+    /// The enrolled hosts, as `admin hosts --json` lists them.
+    pub fn hosts(&self) -> Vec<serde_json::Value> {
+        serde_json::from_slice(&self.admin(&["hosts", "--json"])).unwrap()
+    }
+
+    /// Approves every pending host (its sessions leave quarantine).
+    pub fn approve_hosts(&self) {
+        for h in self.hosts() {
+            if h["state"] == "pending" {
+                self.admin(&["approve-host", h["id"].as_str().unwrap()]);
+            }
+        }
+    }
+
+    /// Adds a platform user (the password goes in on stdin).
+    pub fn add_user(&self, name: &str, role: &str, password: &str) {
+        use std::io::Write;
+        let mut child = Command::new(bin("segura-server"))
+            .args(["admin", "create-user", name, "--role", role, "--data"])
+            .arg(self.data.path())
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        assert!(child.wait().unwrap().success(), "create-user {name}");
+    }
+
+    /// Signs in to the web UI over HTTP (no browser).
+    pub fn web(&self, name: &str, password: &str) -> Web {
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let resp = http
+            .post(&format!("{}/login", self.url()))
+            .send_form([
+                ("name", name),
+                ("password", password),
+                ("next", "/sessions"),
+            ])
+            .unwrap();
+        assert_eq!(resp.status(), 303, "sign-in of {name}");
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_string();
+        Web {
+            http,
+            base: self.url(),
+            cookie,
+        }
+    }
+
     pub fn export(&self, id: &str) -> Vec<u8> {
         self.admin(&["export", id, "--format", "asciicast"])
+    }
+}
+
+/// A signed-in web UI session, over plain HTTP.
+pub struct Web {
+    http: ureq::Agent,
+    base: String,
+    cookie: String,
+}
+
+impl Web {
+    /// GET `path`: the status and the page.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let mut r = self
+            .http
+            .get(&format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie)
+            .call()
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    }
+
+    /// The ids of the sessions a Remote Sessions page lists (`query` is its query string).
+    pub fn listed(&self, query: &str) -> Vec<String> {
+        let (status, page) = self.get(&format!("/sessions?{query}"));
+        assert_eq!(status, 200, "{page}");
+        page.split("data-id=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_string())
+            .collect()
     }
 }
 

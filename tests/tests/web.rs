@@ -14,23 +14,22 @@ const ADMIN: (&str, &str) = ("ada", "ada-secret-pw");
 const AUDITOR: (&str, &str) = ("ann", "ann-secret-pw");
 const OTHER_AUDITOR: (&str, &str) = ("abe", "abe-secret-pw");
 
-/// A platform with an admin and two auditors, and an enrolled host.
+/// A platform with an admin and two auditors, and an enrolled host (approved unless the test
+/// approves it itself).
 fn platform(serve_args: &[&str]) -> (Server, Env) {
+    let (server, env) = pending_platform(serve_args);
+    server.approve_hosts();
+    (server, env)
+}
+
+fn pending_platform(serve_args: &[&str]) -> (Server, Env) {
     let server = Server::with_args(serve_args);
     for ((name, pw), role) in [
         (ADMIN, "admin"),
         (AUDITOR, "auditor"),
         (OTHER_AUDITOR, "auditor"),
     ] {
-        let mut c = std::process::Command::new(segura_tests::bin("segura-server"));
-        c.args(["admin", "create-user", name, "--role", role, "--data"])
-            .arg(server.data.path())
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        let mut child = c.spawn().unwrap();
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{pw}").unwrap();
-        assert!(child.wait().unwrap().success());
+        server.add_user(name, role, pw);
     }
     let env = agent_env("");
     enroll(&env, &server.url(), &server.token());
@@ -398,14 +397,25 @@ fn auditors_see_only_the_sessions_they_are_assigned_to() {
 #[test]
 fn a_rule_made_in_the_policy_form_reaches_the_host_on_its_next_sync() {
     let (server, env) = platform(&[]);
+    // A rule for one user names an approved user: root, seen through a synced recording.
+    env.ok(["rec", "--", "true"]);
+    sync(&env);
+    server.admin(&["approve-user", "root"]);
     let b = Browser::start();
     sign_in(&b, &server, ADMIN);
     b.goto(&format!("{}/policies", server.url()));
     b.click_on("details.menu summary");
     b.click_on("details.menu a[href=\"/policies/new?scope=user\"]");
     assert_eq!(b.text("h1"), "New rule for user");
+    // Only the user picker shows for a rule for a user; it offers the approved users.
+    assert!(
+        b.exec(
+            "return document.querySelector('label.scope-for[data-scope=workstation]').hidden",
+            json!([])
+        ) == true
+    );
+    b.select("select[name=scope_user]", "root");
     // Refused: no name, no subject; the errors sit beside their fields.
-    b.fill("input[name=scope_target]", "root");
     b.click_on("form.rule button[type=submit]");
     b.find("#name-error");
     assert!(b.text("#name-error").contains("must not be empty"));
@@ -445,4 +455,50 @@ fn a_rule_made_in_the_policy_form_reaches_the_host_on_its_next_sync() {
     sync(&env);
     assert_eq!(check()["rule"]["name"], "web: record root");
     assert_eq!(check()["record"], true);
+}
+
+#[test]
+fn an_admin_approves_a_host_and_a_user_in_the_browser() {
+    let (server, env) = pending_platform(&[]);
+    env.ok(["rec", "--", "echo", "from-a-pending-host"]);
+    let id = env.last_id();
+    sync(&env);
+    let b = Browser::start();
+    sign_in(&b, &server, ADMIN);
+    // Delivered, but in quarantine until the host is approved.
+    assert_eq!(listed(&b), 0);
+    b.goto(&format!("{}/hosts", server.url()));
+    assert!(
+        b.text("table.hosts").contains("1 sessions in quarantine"),
+        "{}",
+        b.text("table.hosts")
+    );
+    b.click_on("form[action$=\"/approve\"] button");
+    b.find("span.approval.approved");
+    assert_eq!(list(&b, &server, ""), 1);
+    // Its user is not approved yet: kept and flagged.
+    assert_eq!(
+        b.find_all(&format!("tr[data-id=\"{id}\"] .unapproved"))
+            .len(),
+        1
+    );
+    b.goto(&format!("{}/users", server.url()));
+    assert!(b.text("tr[data-user=root]").contains("not approved"));
+    shot(&b, &env, "users");
+    b.click_on("tr[data-user=root] form[action$=\"/approve\"] button");
+    b.wait_until("root approved", Duration::from_secs(5), |b| {
+        let t = b.text("tr[data-user=root]");
+        t.contains(" by ada") && !t.contains("not approved")
+    });
+    assert_eq!(list(&b, &server, ""), 1);
+    assert!(b
+        .find_all(&format!("tr[data-id=\"{id}\"] .unapproved"))
+        .is_empty());
+    // Both decisions are in the access log.
+    b.goto(&format!("{}/access-log", server.url()));
+    let log = b.text("table.access");
+    assert!(
+        log.contains("approve-host") && log.contains("approve-user"),
+        "{log}"
+    );
 }

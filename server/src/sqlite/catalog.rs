@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{count, from_json, parse_uuid, SqliteStore};
 use crate::catalog::{
-    AccessEntry, Catalog, HostRow, PlatformUser, PurgeEntry, SessionEntry, SessionPage,
-    SessionQuery, Sort, Status, Viewer, WebSession,
+    AccessEntry, Catalog, EndpointUser, HostRow, PlatformUser, PurgeEntry, SessionEntry,
+    SessionPage, SessionQuery, Sort, Status, Viewer, WebSession,
 };
 use crate::store::{Role, StoreError};
 
@@ -22,9 +22,9 @@ CREATE TABLE sessions (
     rec_kind TEXT,
     login_id TEXT,
     host_id TEXT NOT NULL,
-    hostname TEXT NOT NULL,
-    user TEXT NOT NULL,
-    grp TEXT NOT NULL,
+    hostname TEXT NOT NULL COLLATE NOCASE,
+    user TEXT NOT NULL COLLATE NOCASE,
+    grp TEXT NOT NULL COLLATE NOCASE,
     service TEXT NOT NULL,
     binary TEXT NOT NULL,
     command TEXT NOT NULL,
@@ -92,7 +92,52 @@ CREATE TABLE web_sessions (
 ) WITHOUT ROWID;
 ";
 
+/// Schema version 3: hosts are approved by an admin (those enrolled before stay approved), and
+/// the users seen on hosts are listed, matched across hosts by identical username.
+pub(super) const SCHEMA_V3: &str = "
+ALTER TABLE hosts ADD COLUMN state TEXT NOT NULL DEFAULT 'approved';
+ALTER TABLE hosts ADD COLUMN decided_at INTEGER;
+ALTER TABLE hosts ADD COLUMN decided_by TEXT;
+CREATE TABLE endpoint_users (
+    name TEXT PRIMARY KEY,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    approved_at INTEGER,
+    approved_by TEXT
+) WITHOUT ROWID;
+CREATE TABLE endpoint_user_hosts (
+    name TEXT NOT NULL,
+    host_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (name, host_id)
+) WITHOUT ROWID;
+CREATE INDEX endpoint_user_hosts_by_host ON endpoint_user_hosts(host_id);
+INSERT INTO endpoint_users (name, first_seen, last_seen)
+    SELECT user, min(started_at), max(started_at) FROM sessions GROUP BY user;
+INSERT INTO endpoint_user_hosts (name, host_id, first_seen, last_seen)
+    SELECT user, host_id, min(started_at), max(started_at) FROM sessions GROUP BY user, host_id;
+";
+
 type Sql = Result<(), rusqlite::Error>;
+
+/// Notes that `user` was seen on `host` at `at` (µs).
+fn seen(tx: &Transaction<'_>, user: &str, host: &str, at: i64) -> Sql {
+    tx.execute(
+        "INSERT INTO endpoint_users (name, first_seen, last_seen) VALUES (?1, ?2, ?2)
+         ON CONFLICT (name) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+            last_seen = max(last_seen, excluded.last_seen)",
+        params![user, at],
+    )?;
+    tx.execute(
+        "INSERT INTO endpoint_user_hosts (name, host_id, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (name, host_id) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+            last_seen = max(last_seen, excluded.last_seen)",
+        params![user, host, at],
+    )?;
+    Ok(())
+}
 
 /// Lists a recording (creating or updating its catalog row) and takes its login off the list:
 /// a login with recordings is shown through them.
@@ -142,7 +187,7 @@ pub(super) fn catalog_recording(tx: &Transaction<'_>, host: &str, row: &Recordin
             [login.to_string()],
         )?;
     }
-    Ok(())
+    seen(tx, &m.user, host, m.started_at)
 }
 
 /// Lists a login that has no recording (an unrecorded login, or one still waiting for its
@@ -150,6 +195,7 @@ pub(super) fn catalog_recording(tx: &Transaction<'_>, host: &str, row: &Recordin
 pub(super) fn catalog_login(tx: &Transaction<'_>, host: &str, row: &LoginRow) -> Sql {
     let m = &row.meta;
     let id = m.id.to_string();
+    seen(tx, &m.user, host, m.opened_at)?;
     let has_recordings: bool = row.recordings > 0
         || tx
             .query_row(
@@ -270,7 +316,10 @@ fn shell_words(words: &[String]) -> String {
 
 const ENTRY_COLUMNS: &str = "s.id, s.kind, s.rec_kind, s.login_id, s.host_id, s.hostname, s.user,
     s.grp, s.service, s.binary, s.command, s.rule, s.started_at, s.ended_at, s.status, s.bytes,
-    s.hold";
+    s.hold, coalesce((SELECT u.approved_at IS NOT NULL FROM endpoint_users u WHERE u.name = s.user), 0)";
+
+/// Sessions of hosts an admin has not approved stay in quarantine: kept, not shown.
+const HOST_APPROVED: &str = "s.host_id IN (SELECT id FROM hosts WHERE state = 'approved')";
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<SessionEntry> {
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
@@ -301,6 +350,7 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<SessionEntry> {
         status: Status::parse(&status).unwrap_or(Status::Ended),
         bytes: count(r.get(15)?),
         hold: r.get(16)?,
+        user_approved: r.get(17)?,
     })
 }
 
@@ -318,9 +368,9 @@ fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-/// `LIKE` pattern for a prefix, with the wildcards of `s` escaped.
-fn prefix(s: &str) -> String {
-    let mut p = String::new();
+/// `LIKE` pattern for "contains", with the wildcards of `s` escaped.
+fn contains(s: &str) -> String {
+    let mut p = String::from("%");
     for c in s.trim().chars() {
         if matches!(c, '%' | '_' | '\\') {
             p.push('\\');
@@ -331,14 +381,21 @@ fn prefix(s: &str) -> String {
     p
 }
 
-fn contains(s: &str) -> String {
-    let p = prefix(s);
-    format!("%{p}")
+/// The range of strings that start with `s` (the columns compare without case), so that an
+/// index serves a prefix filter.
+fn prefix_range(s: &str) -> (String, String) {
+    let lo = s.trim().to_string();
+    let hi = format!("{lo}\u{10FFFF}");
+    (lo, hi)
 }
+
+/// Full-text matches above which the page probes the index row by row (newest first, until the
+/// page is full) instead of collecting every match first.
+const COMMON_TEXT: i64 = 2_000;
 
 impl Catalog for SqliteStore {
     fn sessions(&self, viewer: &Viewer, q: &SessionQuery) -> Result<SessionPage, StoreError> {
-        let mut cond: Vec<String> = Vec::new();
+        let mut cond: Vec<String> = vec![HOST_APPROVED.into()];
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         if !viewer.is_admin() {
             cond.push(AUDITOR_SEES.into());
@@ -351,8 +408,10 @@ impl Catalog for SqliteStore {
             ("s.grp", &q.group),
         ] {
             if !value.trim().is_empty() {
-                cond.push(format!("{column} LIKE ? ESCAPE '\\'"));
-                args.push(Box::new(prefix(value)));
+                let (lo, hi) = prefix_range(value);
+                cond.push(format!("{column} >= ? AND {column} < ?"));
+                args.push(Box::new(lo));
+                args.push(Box::new(hi));
             }
         }
         if !q.service.trim().is_empty() {
@@ -372,17 +431,32 @@ impl Catalog for SqliteStore {
             cond.push("s.status = ?".into());
             args.push(Box::new(status.as_str()));
         }
+        let conn = self.reader()?;
+        // Free text: the count collects the matches; the page does too when they are few, and
+        // otherwise probes the index for each candidate row in order.
+        let mut page_text = None;
         if let Some(fts) = fts_query(&q.text) {
+            let matches: i64 = conn
+                .prepare_cached("SELECT count(*) FROM session_text WHERE session_text MATCH ?1")
+                .and_then(|mut st| st.query_row([&fts], |r| r.get(0)))
+                .map_err(self.sql())?;
+            if matches == 0 {
+                return Ok(SessionPage {
+                    total: 0,
+                    entries: Vec::new(),
+                });
+            }
+            if matches > COMMON_TEXT {
+                page_text = Some(
+                    "EXISTS (SELECT 1 FROM session_text WHERE session_text MATCH ? AND rowid = s.num)",
+                );
+            }
             cond.push(
                 "s.num IN (SELECT rowid FROM session_text WHERE session_text MATCH ?)".into(),
             );
             args.push(Box::new(fts));
         }
-        let filter = if cond.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", cond.join(" AND "))
-        };
+        let filter = format!("WHERE {}", cond.join(" AND "));
         let order = match q.sort {
             Sort::Started => "s.started_at",
             Sort::User => "s.user",
@@ -391,13 +465,21 @@ impl Catalog for SqliteStore {
             Sort::Size => "s.bytes",
         };
         let dir = if q.descending { "DESC" } else { "ASC" };
-        let conn = self.reader()?;
         let total: i64 = conn
             .prepare_cached(&format!("SELECT count(*) FROM sessions s {filter}"))
             .and_then(|mut st| st.query_row(params_from_iter(args.iter()), |r| r.get(0)))
             .map_err(self.sql())?;
         let limit = i64::try_from(q.limit.clamp(1, 500)).unwrap_or(50);
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        // The page: the same conditions, the text one as chosen above (its argument is the last).
+        let filter = match page_text {
+            Some(probe) => {
+                cond.pop();
+                cond.push(probe.into());
+                format!("WHERE {}", cond.join(" AND "))
+            }
+            None => filter,
+        };
         args.push(Box::new(limit));
         args.push(Box::new(offset));
         let entries = conn
@@ -427,6 +509,20 @@ impl Catalog for SqliteStore {
             .optional()
             .map_err(self.sql())?
             .ok_or_else(|| StoreError::NotFound(format!("no session {id}")))?;
+        let approved = conn
+            .query_row(
+                &format!("SELECT 1 FROM sessions s WHERE s.id = ?1 AND {HOST_APPROVED}"),
+                [id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(self.sql())?
+            .is_some();
+        if !approved {
+            return Err(StoreError::Forbidden(format!(
+                "session {id} is in quarantine until an admin approves its host"
+            )));
+        }
         if viewer.is_admin() {
             return Ok(found);
         }
@@ -709,7 +805,11 @@ impl Catalog for SqliteStore {
                     (SELECT count(*) FROM sessions s WHERE s.host_id = h.id),
                     p.pending_bytes, p.pending_recordings, p.at,
                     (SELECT count(*) FROM sessions s
-                      WHERE s.host_id = h.id AND s.status = 'unrecorded')
+                      WHERE s.host_id = h.id AND s.status = 'unrecorded'),
+                    h.state,
+                    (SELECT count(*) FROM endpoint_user_hosts e WHERE e.host_id = h.id),
+                    (SELECT count(*) FROM endpoint_user_hosts e JOIN endpoint_users u
+                       ON u.name = e.name WHERE e.host_id = h.id AND u.approved_at IS NULL)
                  FROM hosts h LEFT JOIN host_reports p ON p.host_id = h.id
                  ORDER BY h.hostname, h.id",
             )
@@ -729,6 +829,9 @@ impl Catalog for SqliteStore {
                         pending_recordings: r.get::<_, Option<i64>>(7)?.map(count),
                         reported_at: r.get(8)?,
                         unrecorded: count(r.get(9)?),
+                        state: r.get(10)?,
+                        users: count(r.get(11)?),
+                        users_unapproved: count(r.get(12)?),
                     },
                 ))
             })
@@ -817,6 +920,144 @@ impl Catalog for SqliteStore {
             )
             .map_err(self.sql())?;
         Ok(())
+    }
+
+    fn decide_host(&self, id: Uuid, approve: bool, by: &str) -> Result<bool, StoreError> {
+        let now = now_us();
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let n = if approve {
+            tx.execute(
+                "UPDATE hosts SET state = 'approved', decided_at = ?1, decided_by = ?2
+                 WHERE id = ?3 AND revoked_at IS NULL",
+                params![now, by, id.to_string()],
+            )
+        } else {
+            tx.execute(
+                "UPDATE hosts SET state = 'rejected', decided_at = ?1, decided_by = ?2,
+                    revoked_at = coalesce(revoked_at, ?1)
+                 WHERE id = ?3 AND state <> 'approved'",
+                params![now, by, id.to_string()],
+            )
+        }
+        .map_err(self.sql())?;
+        if n == 1 {
+            log_access_conn(
+                &tx,
+                by,
+                if approve {
+                    "approve-host"
+                } else {
+                    "reject-host"
+                },
+                None,
+                &id.to_string(),
+            )
+            .map_err(self.sql())?;
+        }
+        tx.commit().map_err(self.sql())?;
+        Ok(n == 1)
+    }
+
+    fn endpoint_users(&self) -> Result<Vec<EndpointUser>, StoreError> {
+        let conn = self.reader()?;
+        let mut st = conn
+            .prepare(
+                "SELECT u.name, u.approved_at, u.approved_by, u.first_seen, u.last_seen,
+                    (SELECT group_concat(h.hostname, char(10)) FROM endpoint_user_hosts e
+                       JOIN hosts h ON h.id = e.host_id WHERE e.name = u.name),
+                    (SELECT count(*) FROM sessions s WHERE s.user = u.name)
+                 FROM endpoint_users u ORDER BY u.name",
+            )
+            .map_err(self.sql())?;
+        let rows = st
+            .query_map([], |r| {
+                let hosts: Option<String> = r.get(5)?;
+                let mut hosts: Vec<String> = hosts
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+                hosts.sort();
+                Ok(EndpointUser {
+                    name: r.get(0)?,
+                    approved_at: r.get(1)?,
+                    approved_by: r.get(2)?,
+                    first_seen: r.get(3)?,
+                    last_seen: r.get(4)?,
+                    hosts,
+                    sessions: count(r.get(6)?),
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    fn approve_user(&self, name: &str, approve: bool, by: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let n = if approve {
+            tx.execute(
+                "UPDATE endpoint_users SET approved_at = coalesce(approved_at, ?1),
+                    approved_by = coalesce(approved_by, ?2) WHERE name = ?3",
+                params![now_us(), by, name],
+            )
+        } else {
+            tx.execute(
+                "UPDATE endpoint_users SET approved_at = NULL, approved_by = NULL WHERE name = ?1",
+                [name],
+            )
+        }
+        .map_err(self.sql())?;
+        if n == 1 {
+            let action = if approve {
+                "approve-user"
+            } else {
+                "unapprove-user"
+            };
+            log_access_conn(&tx, by, action, None, name).map_err(self.sql())?;
+        }
+        tx.commit().map_err(self.sql())?;
+        Ok(n == 1)
+    }
+
+    fn approve_host_users(&self, host: Uuid, by: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let n = tx
+            .execute(
+                "UPDATE endpoint_users SET approved_at = ?1, approved_by = ?2
+                 WHERE approved_at IS NULL
+                   AND name IN (SELECT name FROM endpoint_user_hosts WHERE host_id = ?3)",
+                params![now_us(), by, host.to_string()],
+            )
+            .map_err(self.sql())?;
+        log_access_conn(
+            &tx,
+            by,
+            "approve-host-users",
+            None,
+            &format!("{host}: {n} users"),
+        )
+        .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())?;
+        Ok(n as u64)
+    }
+
+    fn approved_scopes(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let conn = self.reader()?;
+        let list = |sql: &str| -> Result<Vec<String>, StoreError> {
+            let mut st = conn.prepare(sql).map_err(self.sql())?;
+            let rows = st.query_map([], |r| r.get(0)).map_err(self.sql())?;
+            rows.collect::<Result<_, _>>().map_err(self.sql())
+        };
+        Ok((
+            list(
+                "SELECT DISTINCT hostname FROM hosts
+                 WHERE state = 'approved' AND revoked_at IS NULL ORDER BY hostname",
+            )?,
+            list("SELECT name FROM endpoint_users WHERE approved_at IS NOT NULL ORDER BY name")?,
+        ))
     }
 
     fn unindexed(&self, limit: u64) -> Result<Vec<Uuid>, StoreError> {
@@ -1099,6 +1340,6 @@ mod tests {
             fts_query("say \"hi\""),
             Some("\"say\" \"\"\"hi\"\"\"".into())
         );
-        assert_eq!(prefix("50%_x\\"), "50\\%\\_x\\\\%");
+        assert_eq!(contains("50%_x\\"), r"%50\%\_x\\%");
     }
 }

@@ -23,6 +23,12 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/hosts", get(hosts))
         .route("/hosts/{id}/revoke", post(revoke))
+        .route("/hosts/{id}/approve", post(approve_host))
+        .route("/hosts/{id}/reject", post(reject_host))
+        .route("/hosts/{id}/approve-users", post(approve_host_users))
+        .route("/users", get(users))
+        .route("/users/{name}/approve", post(approve_user))
+        .route("/users/{name}/unapprove", post(unapprove_user))
         .route("/access-log", get(access_log))
         .route("/purge", post(purge_now))
 }
@@ -41,38 +47,210 @@ async fn hosts(State(state): State<Shared>, signed: Signed) -> Response {
         &signed,
         Nav::Hosts,
         html! {
-            h1 { "Hosts" }
-            p.count { (rows.len()) " enrolled hosts" }
-            table.hosts {
-                thead { tr {
-                    th { "Host" } th { "Enrolled" } th { "Last contact" } th { "Sessions" }
-                    th { "Pending upload (agent's report)" } th { "Unrecorded logins" } th { "Status" } th { "Action" }
-                } }
-                tbody { @for h in &rows {
-                    tr data-host=(h.hostname) {
-                        td { (visible(&h.hostname)) br; small { code { (h.id) } } }
-                        td { (time(h.enrolled_at)) }
-                        td { (h.last_seen.map(time).unwrap_or_else(|| "never".into())) }
-                        td { a href=(format!("/sessions?host={}", super::urlencode(&h.hostname))) { (h.sessions) } }
-                        td { @match (h.pending_bytes, h.pending_recordings, h.reported_at) {
-                            (Some(b), Some(n), Some(at)) => { (bytes(b)) " in " (n) " recordings" br; small { "reported " (time(at)) } },
-                            _ => { "no report yet" },
+                    h1 { "Hosts" }
+        p.count { (rows.len()) " enrolled hosts" @let pending = rows.iter().filter(|h| h.state == "pending").count();
+                    @if pending > 0 { " · " span.warn { (pending) " waiting for approval: their uploads are kept in quarantine until then" } } }
+                    table.hosts {
+                        thead { tr {
+                            th { "Host" } th { "Enrolled" } th { "Last contact" } th { "Sessions" }
+        th { "Pending upload (agent's report)" } th { "Unrecorded logins" } th { "Users" } th { "Approval" } th { "Credential" } th { "Action" }
                         } }
-                        td { @if h.unrecorded > 0 {
-                            a.warn href=(format!("/sessions?host={}&status=unrecorded", super::urlencode(&h.hostname))) { (h.unrecorded) }
-                        } @else { "0" } }
-                        td { @if let Some(at) = h.revoked_at { "revoked " (time(at)) } @else { "active" } }
-                        td { @if h.revoked_at.is_none() {
-                            form.inline method="post" action=(format!("/hosts/{}/revoke", h.id)) {
-                                (csrf(&signed))
-                                button type="submit" data-confirm="Revoke this host's credential? Its uploads are refused from now on." { "Revoke" }
+                        tbody { @for h in &rows {
+                            tr data-host=(h.hostname) {
+                                td { (visible(&h.hostname)) br; small { code { (h.id) } } }
+                                td { (time(h.enrolled_at)) }
+                                td { (h.last_seen.map(time).unwrap_or_else(|| "never".into())) }
+                                td { a href=(format!("/sessions?host={}", super::urlencode(&h.hostname))) { (h.sessions) } }
+                                td { @match (h.pending_bytes, h.pending_recordings, h.reported_at) {
+                                    (Some(b), Some(n), Some(at)) => { (bytes(b)) " in " (n) " recordings" br; small { "reported " (time(at)) } },
+                                    _ => { "no report yet" },
+                                } }
+                                td { @if h.unrecorded > 0 {
+                                    a.warn href=(format!("/sessions?host={}&status=unrecorded", super::urlencode(&h.hostname))) { (h.unrecorded) }
+                                } @else { "0" } }
+        td { (h.users) @if h.users_unapproved > 0 { " (" span.warn { (h.users_unapproved) " not approved" } ")" } }
+                            td { span class=(format!("approval {}", h.state)) { (h.state) }
+                                 @if h.state == "pending" && h.sessions > 0 { br; small { (h.sessions) " sessions in quarantine" } } }
+                            td { @if let Some(at) = h.revoked_at { "revoked " (time(at)) } @else { "active" } }
+                            td.actions {
+                                @if h.state == "pending" && h.revoked_at.is_none() {
+                                    form.inline method="post" action=(format!("/hosts/{}/approve", h.id)) {
+                                        (csrf(&signed)) button type="submit" { "Approve" }
+                                    }
+                                    form.inline method="post" action=(format!("/hosts/{}/reject", h.id)) {
+                                        (csrf(&signed))
+                                        button type="submit" data-confirm="Reject this host? Its credential is refused from now on; what it sent stays in quarantine." { "Reject" }
+                                    }
+                                }
+                                @if h.users_unapproved > 0 {
+                                    form.inline method="post" action=(format!("/hosts/{}/approve-users", h.id)) {
+                                        (csrf(&signed)) button type="submit" { "Approve its users" }
+                                    }
+                                }
+                                @if h.revoked_at.is_none() {
+                                    form.inline method="post" action=(format!("/hosts/{}/revoke", h.id)) {
+                                        (csrf(&signed))
+                                        button type="submit" data-confirm="Revoke this host's credential? Its uploads are refused from now on." { "Revoke" }
+                                    }
+                                }
+                            }
                             }
                         } }
+                    }
+                },
+    )
+}
+
+/// An admin's POST about one host: the form checked, the id parsed.
+fn host_form(signed: &Signed, id: &str, body: &Bytes) -> Result<Uuid, Box<Response>> {
+    let form = Form::parse(body);
+    signed
+        .admin_form(&form)
+        .map_err(|r| Box::new(r.into_response()))?;
+    Uuid::parse_str(id).map_err(|_| Box::new(error_page(StatusCode::NOT_FOUND, "no such host")))
+}
+
+async fn approve_host(
+    State(state): State<Shared>,
+    signed: Signed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    decide(state, signed, id, body, true).await
+}
+
+async fn reject_host(
+    State(state): State<Shared>,
+    signed: Signed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    decide(state, signed, id, body, false).await
+}
+
+async fn decide(state: Shared, signed: Signed, id: String, body: Bytes, approve: bool) -> Response {
+    let id = match host_form(&signed, &id, &body) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let cat = state.catalog.clone();
+    let by = signed.viewer.name.clone();
+    match blocking(move || cat.decide_host(id, approve, &by)).await {
+        Ok(true) => {
+            tracing::info!(host = %id, approve, by = %signed.viewer.name, "host decided");
+            redirect("/hosts")
+        }
+        Ok(false) => error_page(
+            StatusCode::CONFLICT,
+            "this host cannot be decided on (unknown, revoked, or already approved: revoke it instead)",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn approve_host_users(
+    State(state): State<Shared>,
+    signed: Signed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let id = match host_form(&signed, &id, &body) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let cat = state.catalog.clone();
+    let by = signed.viewer.name.clone();
+    match blocking(move || cat.approve_host_users(id, &by)).await {
+        Ok(_) => redirect("/hosts"),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn users(State(state): State<Shared>, signed: Signed) -> Response {
+    if let Err(r) = signed.admin() {
+        return r.into_response();
+    }
+    let cat = state.catalog.clone();
+    let rows = match blocking(move || cat.endpoint_users()).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    page::layout(
+        "Users",
+        &signed,
+        Nav::Users,
+        html! {
+            h1 { "Endpoint users" }
+            p { "Users seen on enrolled hosts. A recording belongs to the user with the identical username, on every host. Recordings of users not approved yet are kept and flagged." }
+            p.count { (rows.len()) " users · " (rows.iter().filter(|u| u.approved_at.is_none()).count()) " not approved" }
+            table.users {
+                thead { tr { th { "Username" } th { "Hosts" } th { "First seen" } th { "Last seen" } th { "Sessions" } th { "Approval" } th { "Action" } } }
+                tbody { @for u in &rows {
+                    tr data-user=(u.name) {
+                        td { (visible(&u.name)) }
+                        td { (visible(&u.hosts.join(", "))) }
+                        td { (time(u.first_seen)) }
+                        td { (time(u.last_seen)) }
+                        td { a href=(format!("/sessions?user={}", super::urlencode(&u.name))) { (u.sessions) } }
+                        td { @match (&u.approved_at, &u.approved_by) {
+                            (Some(at), by) => { span.approval.approved { "approved" } br; small { (time(*at)) @if let Some(b) = by { " by " (visible(b)) } } },
+                            (None, _) => { span.approval.pending { "not approved" } },
+                        } }
+                        td.actions {
+                            @let name = super::urlencode(&u.name);
+                            @if u.approved_at.is_none() {
+                                form.inline method="post" action=(format!("/users/{name}/approve")) {
+                                    (csrf(&signed)) button type="submit" { "Approve" }
+                                }
+                            } @else {
+                                form.inline method="post" action=(format!("/users/{name}/unapprove")) {
+                                    (csrf(&signed)) button type="submit" { "Withdraw approval" }
+                                }
+                            }
+                        }
                     }
                 } }
             }
         },
     )
+}
+
+async fn approve_user(
+    State(state): State<Shared>,
+    signed: Signed,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    set_user(state, signed, name, body, true).await
+}
+
+async fn unapprove_user(
+    State(state): State<Shared>,
+    signed: Signed,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    set_user(state, signed, name, body, false).await
+}
+
+async fn set_user(
+    state: Shared,
+    signed: Signed,
+    name: String,
+    body: Bytes,
+    approve: bool,
+) -> Response {
+    let form = Form::parse(&body);
+    if let Err(r) = signed.admin_form(&form) {
+        return r.into_response();
+    }
+    let cat = state.catalog.clone();
+    let by = signed.viewer.name.clone();
+    match blocking(move || cat.approve_user(&name, approve, &by)).await {
+        Ok(true) => redirect("/users"),
+        Ok(false) => error_page(StatusCode::NOT_FOUND, "no such user has been seen"),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn revoke(

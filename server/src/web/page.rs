@@ -63,6 +63,7 @@ pub enum Nav {
     Sessions,
     Policies,
     Hosts,
+    Users,
     Log,
 }
 
@@ -98,30 +99,31 @@ pub fn layout_with(
     };
     let admin = signed.viewer.is_admin();
     html_response(html! {
-        (DOCTYPE)
-        html lang="en" {
-            (head(title, extra_head))
-            body {
-                header.top {
-                    span.brand { "segura" }
-                    nav {
-                        (item(Nav::Sessions, "/sessions", "Remote Sessions"))
-                        @if admin {
-                            (item(Nav::Policies, "/policies", "Policies"))
-                            (item(Nav::Hosts, "/hosts", "Hosts"))
-                            (item(Nav::Log, "/access-log", "Access log"))
+            (DOCTYPE)
+            html lang="en" {
+                (head(title, extra_head))
+                body {
+                    header.top {
+                        span.brand { "segura" }
+                        nav {
+                            (item(Nav::Sessions, "/sessions", "Remote Sessions"))
+                            @if admin {
+                                (item(Nav::Policies, "/policies", "Policies"))
+    (item(Nav::Hosts, "/hosts", "Hosts"))
+                                (item(Nav::Users, "/users", "Users"))
+                                (item(Nav::Log, "/access-log", "Access log"))
+                            }
+                        }
+                        form.signout method="post" action="/logout" {
+                            span.who { (signed.viewer.name) " (" (role_label(signed.viewer.role)) ")" }
+                            input type="hidden" name="_csrf" value=(signed.csrf);
+                            button type="submit" { "Sign out" }
                         }
                     }
-                    form.signout method="post" action="/logout" {
-                        span.who { (signed.viewer.name) " (" (role_label(signed.viewer.role)) ")" }
-                        input type="hidden" name="_csrf" value=(signed.csrf);
-                        button type="submit" { "Sign out" }
-                    }
+                    main { (content) }
                 }
-                main { (content) }
             }
-        }
-    })
+        })
 }
 
 /// A page without navigation (sign-in, errors).

@@ -218,7 +218,13 @@ impl RuleForm {
             enabled: f.has("enabled"),
             guideline: f.get("guideline").into(),
             scope: f.get("scope").into(),
-            scope_target: f.get("scope_target").trim().into(),
+            scope_target: match f.get("scope") {
+                "workstation" => f.get("scope_host"),
+                "user" => f.get("scope_user"),
+                _ => "",
+            }
+            .trim()
+            .into(),
             enable_audit: f.get("enable_audit").into(),
             enable_recording: f.get("enable_recording").into(),
             application_path: f.get("application_path").trim().into(),
@@ -316,7 +322,9 @@ impl RuleForm {
 
 /// What the rule form offers to choose from, and what was wrong with the last try.
 struct Choices {
+    /// Approved workstations and users: what a rule may be scoped to.
     hosts: Vec<String>,
+    users: Vec<String>,
     auditors: Vec<String>,
     errors: HashMap<&'static str, String>,
 }
@@ -337,98 +345,114 @@ fn form_page(
         html! { option value=(value) selected[value == current] { (label) } }
     };
     html! {
-        h1 { (title) }
-        @if !errors.is_empty() { p.error role="alert" { "The rule was not saved: see the fields marked below." } }
-        form.rule method="post" action=(action) novalidate {
-            (csrf(signed))
-            input type="hidden" name="version" value=(v.version);
-            div.tabs role="tablist" {
-                button type="button" role="tab" data-tab="main" aria-selected="true" { "Main" }
-                button type="button" role="tab" data-tab="application" aria-selected="false" { "Application" }
-            }
-            fieldset.tab #tab-main data-tab="main" {
-                legend { "Main" }
-                label { "Policy name" input name="name" value=(v.name) required; (err("name")) }
-                label.check { input type="checkbox" name="enabled" checked[v.enabled]; "Enabled" }
-                label { "Guideline"
-                    select name="guideline" {
-                        (opt("binary-run", "Binary run", &v.guideline))
-                        (opt("login-session", "Login session", &v.guideline))
+            h1 { (title) }
+            @if !errors.is_empty() { p.error role="alert" { "The rule was not saved: see the fields marked below." } }
+            form.rule method="post" action=(action) novalidate {
+                (csrf(signed))
+                input type="hidden" name="version" value=(v.version);
+                div.tabs role="tablist" {
+                    button type="button" role="tab" data-tab="main" aria-selected="true" { "Main" }
+                    button type="button" role="tab" data-tab="application" aria-selected="false" { "Application" }
+                }
+                fieldset.tab #tab-main data-tab="main" {
+                    legend { "Main" }
+                    label { "Policy name" input name="name" value=(v.name) required; (err("name")) }
+                    label.check { input type="checkbox" name="enabled" checked[v.enabled]; "Enabled" }
+                    label { "Guideline"
+                        select name="guideline" {
+                            (opt("binary-run", "Binary run", &v.guideline))
+                            (opt("login-session", "Login session", &v.guideline))
+                        }
+                        (err("guideline"))
                     }
-                    (err("guideline"))
-                }
-                label { "Applies to"
-                    select name="scope" {
-                        (opt("all", "Every workstation", &v.scope))
-                        (opt("workstation", "One workstation", &v.scope))
-                        (opt("user", "One user", &v.scope))
+                    label { "Applies to"
+                        select name="scope" {
+                            (opt("all", "Every workstation", &v.scope))
+                            (opt("workstation", "One workstation", &v.scope))
+                            (opt("user", "One user", &v.scope))
+                        }
+                        (err("scope"))
                     }
-                    (err("scope"))
-                }
-                label { "Workstation or user it is for"
-                    input name="scope_target" value=(v.scope_target) list="known-hosts";
-                    span.hint { "the host name of the workstation, or the user name, for a rule for one workstation or one user" }
-                    (err("scope_target"))
-                }
-                datalist #known-hosts { @for h in hosts { option value=(h) {} } }
-                fieldset.auditors {
-                    legend { "Default auditors (may view what this rule records)" }
-                    @for a in auditors {
-                        label.check { input type="checkbox" name="auditor" value=(a) checked[v.auditors.contains(a)]; (a) }
+    label.scope-for data-scope="workstation" { "Workstation (approved)"
+                        select name="scope_host" {
+                            option value="" { "choose a workstation" }
+                            @for h in hosts { (opt(h, h, if v.scope == "workstation" { &v.scope_target } else { "" })) }
+                            @if v.scope == "workstation" && !v.scope_target.is_empty() && !hosts.contains(&v.scope_target) {
+                                option value=(v.scope_target) selected { (v.scope_target) " (not approved)" }
+                            }
+                        }
+                        span.hint { "approve workstations on the Hosts page" }
+                        @if v.scope == "workstation" { (err("scope_target")) }
                     }
-                    @if auditors.is_empty() { span.hint { "no auditors yet" } }
-                }
-            }
-            fieldset.tab #tab-application data-tab="application" {
-                legend { "Application" }
-                label { "Enable audit?"
-                    select name="enable_audit" required { (opt("yes", "Yes", &v.enable_audit)) (opt("no", "No", &v.enable_audit)) }
-                    (err("enable_audit"))
-                }
-                label { "Enable session recording?"
-                    select name="enable_recording" { (opt("yes", "Yes", &v.enable_recording)) (opt("no", "No", &v.enable_recording)) }
-                    (err("enable_recording"))
-                }
-                label { "Application path"
-                    input name="application_path" value=(v.application_path) placeholder="/usr/bin/ping";
-                    span.hint { "as `which` prints it; for Binary run rules" }
-                    (err("application_path"))
-                }
-                label { "Is the path a symbolic link?"
-                    select name="path_is_symlink" { (opt("no", "No", &v.path_is_symlink)) (opt("yes", "Yes", &v.path_is_symlink)) }
-                    span.hint { "then the link and its target are both covered" }
-                    (err("path_is_symlink"))
-                }
-                label { "Permission"
-                    select name="permission" {
-                        (opt("allow-recording", "Allow recording", &v.permission))
-                        (opt("deny-recording", "Deny recording (exemption)", &v.permission))
+                    label.scope-for data-scope="user" { "User (approved)"
+                        select name="scope_user" {
+                            option value="" { "choose a user" }
+                            @for u in &c.users { (opt(u, u, if v.scope == "user" { &v.scope_target } else { "" })) }
+                            @if v.scope == "user" && !v.scope_target.is_empty() && !c.users.contains(&v.scope_target) {
+                                option value=(v.scope_target) selected { (v.scope_target) " (not approved)" }
+                            }
+                        }
+                        span.hint { "the username, identical on every host; approve users on the Users page" }
+                        @if v.scope == "user" { (err("scope_target")) }
                     }
-                    (err("permission"))
+                    fieldset.auditors {
+                        legend { "Default auditors (may view what this rule records)" }
+                        @for a in auditors {
+                            label.check { input type="checkbox" name="auditor" value=(a) checked[v.auditors.contains(a)]; (a) }
+                        }
+                        @if auditors.is_empty() { span.hint { "no auditors yet" } }
+                    }
                 }
-                label { "User or group"
-                    select name="subject_type" { (opt("user", "User", &v.subject_type)) (opt("group", "Group", &v.subject_type)) }
-                    (err("subject_type"))
+                fieldset.tab #tab-application data-tab="application" {
+                    legend { "Application" }
+                    label { "Enable audit?"
+                        select name="enable_audit" required { (opt("yes", "Yes", &v.enable_audit)) (opt("no", "No", &v.enable_audit)) }
+                        (err("enable_audit"))
+                    }
+                    label { "Enable session recording?"
+                        select name="enable_recording" { (opt("yes", "Yes", &v.enable_recording)) (opt("no", "No", &v.enable_recording)) }
+                        (err("enable_recording"))
+                    }
+                    label { "Application path"
+                        input name="application_path" value=(v.application_path) placeholder="/usr/bin/ping";
+                        span.hint { "as `which` prints it; for Binary run rules" }
+                        (err("application_path"))
+                    }
+                    label { "Is the path a symbolic link?"
+                        select name="path_is_symlink" { (opt("no", "No", &v.path_is_symlink)) (opt("yes", "Yes", &v.path_is_symlink)) }
+                        span.hint { "then the link and its target are both covered" }
+                        (err("path_is_symlink"))
+                    }
+                    label { "Permission"
+                        select name="permission" {
+                            (opt("allow-recording", "Allow recording", &v.permission))
+                            (opt("deny-recording", "Deny recording (exemption)", &v.permission))
+                        }
+                        (err("permission"))
+                    }
+                    label { "User or group"
+                        select name="subject_type" { (opt("user", "User", &v.subject_type)) (opt("group", "Group", &v.subject_type)) }
+                        (err("subject_type"))
+                    }
+                    label { "User or group name"
+                        input name="subject" value=(v.subject) required;
+                        span.hint { "a group matches only users whose primary group it is" }
+                        (err("subject"))
+                    }
                 }
-                label { "User or group name"
-                    input name="subject" value=(v.subject) required;
-                    span.hint { "a group matches only users whose primary group it is" }
-                    (err("subject"))
+                div.buttons {
+                    button type="submit" name="submit" { (if is_new { "Add" } else { "Save" }) }
+                    a.button href="/policies" { "Cancel" }
                 }
-            }
-            div.buttons {
-                button type="submit" name="submit" { (if is_new { "Add" } else { "Save" }) }
-                a.button href="/policies" { "Cancel" }
             }
         }
-    }
 }
 
-/// Hosts for the workstation picker, and the auditors.
+/// Approved workstations and users for the scope pickers, and the auditors.
 async fn choices(state: &Shared) -> Result<(Choices, u64), Box<Response>> {
     let (store, cat) = (state.store.clone(), state.catalog.clone());
     blocking(move || {
-        let hosts = store.hosts()?.into_iter().map(|h| h.hostname).collect();
+        let (hosts, users) = cat.approved_scopes()?;
         let auditors = cat
             .users()?
             .into_iter()
@@ -437,6 +461,7 @@ async fn choices(state: &Shared) -> Result<(Choices, u64), Box<Response>> {
             .collect();
         let c = Choices {
             hosts,
+            users,
             auditors,
             errors: HashMap::new(),
         };
@@ -562,6 +587,21 @@ async fn store_rule(state: Shared, signed: Signed, id: Option<String>, body: Byt
             .any(|r| r.name == v.name && r.id.as_deref() != Some(rule_id.as_str()))
         {
             errors.insert("name", "another rule has this name".into());
+        }
+        // A rule for one workstation or one user names an approved one.
+        let (hosts, users) = cat.approved_scopes()?;
+        let target = &v.scope_target;
+        match v.scope.as_str() {
+            "workstation" if !target.is_empty() && !hosts.contains(target) => {
+                errors.insert(
+                    "scope_target",
+                    format!("{target} is not an approved workstation"),
+                );
+            }
+            "user" if !target.is_empty() && !users.contains(target) => {
+                errors.insert("scope_target", format!("{target} is not an approved user"));
+            }
+            _ => {}
         }
         let mut rules = bundle.rules;
         let old_name = rules

@@ -237,34 +237,35 @@ fn row(e: &SessionEntry, admin: bool, signed: &Signed) -> Markup {
     };
     let recording = e.kind == "recording";
     html! {
-        tr data-id=(e.id) data-status=(e.status.as_str()) {
-            td { (time(e.started_at)) }
-            td { (dur) }
-            td.user { (visible(&e.user)) }
-            td { (visible(&e.group)) }
-            td.host { (visible(&e.hostname)) }
-            td { (visible(&what)) }
-            td.command { code { (visible(&e.command)) } }
-            td { span class=(format!("state {}", e.status.as_str())) { (e.status.label()) }
-                 @if e.hold { " " span.hold title="Prevent purge is on" { "held" } } }
-            td { @if recording { (bytes(e.bytes)) } }
-            td.actions {
-                a href=(format!("/sessions/{}", e.id)) { "Session Log" }
-                @if recording {
-                    a href=(format!("/sessions/{}/video", e.id)) { "Session Video" }
-                    a href=(format!("/sessions/{}/cast?download=1", e.id)) { "Download" }
-                }
-                @if admin {
-                    form.inline method="post" action=(format!("/sessions/{}/hold", e.id)) {
-                        (csrf(signed))
-                        input type="hidden" name="hold" value=(if e.hold { "0" } else { "1" });
-                        button type="submit" { (if e.hold { "Allow purge" } else { "Prevent purge" }) }
+            tr data-id=(e.id) data-status=(e.status.as_str()) {
+                td { (time(e.started_at)) }
+                td { (dur) }
+    td.user { (visible(&e.user))
+                    @if !e.user_approved { " " span.unapproved title="This username is not approved on the platform yet" { "not approved" } } }
+                td { (visible(&e.group)) }
+                td.host { (visible(&e.hostname)) }
+                td { (visible(&what)) }
+                td.command { code { (visible(&e.command)) } }
+                td { span class=(format!("state {}", e.status.as_str())) { (e.status.label()) }
+                     @if e.hold { " " span.hold title="Prevent purge is on" { "held" } } }
+                td { @if recording { (bytes(e.bytes)) } }
+                td.actions {
+                    a href=(format!("/sessions/{}", e.id)) { "Session Log" }
+                    @if recording {
+                        a href=(format!("/sessions/{}/video", e.id)) { "Session Video" }
+                        a href=(format!("/sessions/{}/cast?download=1", e.id)) { "Download" }
                     }
-                    a href=(format!("/sessions/{}/auditors", e.id)) { "Configure auditors" }
+                    @if admin {
+                        form.inline method="post" action=(format!("/sessions/{}/hold", e.id)) {
+                            (csrf(signed))
+                            input type="hidden" name="hold" value=(if e.hold { "0" } else { "1" });
+                            button type="submit" { (if e.hold { "Allow purge" } else { "Prevent purge" }) }
+                        }
+                        a href=(format!("/sessions/{}/auditors", e.id)) { "Configure auditors" }
+                    }
                 }
             }
         }
-    }
 }
 
 /// Where a command's link puts the player: just after the first output that follows the
@@ -322,29 +323,30 @@ fn load_timeline(store: &Arc<dyn Store>, id: Uuid) -> Result<Timeline, StoreErro
 
 fn metadata(e: &SessionEntry, row: Option<&libsegura::spool::RecordingRow>) -> Markup {
     html! {
-        dl.meta {
-            dt { "Session" } dd { code { (e.id) } }
-            dt { "User" } dd.user { (visible(&e.user)) }
-            dt { "Primary group" } dd { (visible(&e.group)) }
-            dt { "Host" } dd { (visible(&e.hostname)) }
-            @if !e.service.is_empty() { dt { "Service" } dd { (visible(&e.service)) } }
-            @if !e.binary.is_empty() { dt { "Binary" } dd { code { (visible(&e.binary)) } } }
-            @if !e.command.is_empty() { dt { "Command" } dd { code { (visible(&e.command)) } } }
-            @if let Some(r) = &e.rule { dt { "Rule" } dd { (visible(r)) } }
-            dt { "Started" } dd { (time(e.started_at)) " UTC" }
-            @if let Some(end) = e.ended_at { dt { "Ended" } dd { (time(end)) " UTC (" (duration(end - e.started_at)) ")" } }
-            dt { "State" } dd { (e.status.label()) @if e.hold { " · Prevent purge is on" } }
-            @if let Some(r) = row {
-                @if let Some(tty) = &r.meta.tty { dt { "Terminal" } dd { (visible(tty)) } }
-                @if let Some(rh) = &r.meta.rhost { dt { "From" } dd { (visible(rh)) } }
-                @if let Some(cwd) = &r.meta.cwd { dt { "Directory" } dd { code { (visible(cwd)) } } }
-                dt { "Size" } dd { (r.meta.cols) "×" (r.meta.rows) }
-                @if let Some(c) = r.exit_code { dt { "Exit status" } dd { (c) } }
-                @if let Some(s) = r.exit_signal { dt { "Ended by signal" } dd { (s) } }
-                @if let Some(n) = &r.note { dt { "Note" } dd { (visible(n)) } }
+            dl.meta {
+                dt { "Session" } dd { code { (e.id) } }
+    dt { "User" } dd.user { (visible(&e.user))
+                    @if !e.user_approved { " (not approved on the platform yet)" } }
+                dt { "Primary group" } dd { (visible(&e.group)) }
+                dt { "Host" } dd { (visible(&e.hostname)) }
+                @if !e.service.is_empty() { dt { "Service" } dd { (visible(&e.service)) } }
+                @if !e.binary.is_empty() { dt { "Binary" } dd { code { (visible(&e.binary)) } } }
+                @if !e.command.is_empty() { dt { "Command" } dd { code { (visible(&e.command)) } } }
+                @if let Some(r) = &e.rule { dt { "Rule" } dd { (visible(r)) } }
+                dt { "Started" } dd { (time(e.started_at)) " UTC" }
+                @if let Some(end) = e.ended_at { dt { "Ended" } dd { (time(end)) " UTC (" (duration(end - e.started_at)) ")" } }
+                dt { "State" } dd { (e.status.label()) @if e.hold { " · Prevent purge is on" } }
+                @if let Some(r) = row {
+                    @if let Some(tty) = &r.meta.tty { dt { "Terminal" } dd { (visible(tty)) } }
+                    @if let Some(rh) = &r.meta.rhost { dt { "From" } dd { (visible(rh)) } }
+                    @if let Some(cwd) = &r.meta.cwd { dt { "Directory" } dd { code { (visible(cwd)) } } }
+                    dt { "Size" } dd { (r.meta.cols) "×" (r.meta.rows) }
+                    @if let Some(c) = r.exit_code { dt { "Exit status" } dd { (c) } }
+                    @if let Some(s) = r.exit_signal { dt { "Ended by signal" } dd { (s) } }
+                    @if let Some(n) = &r.note { dt { "Note" } dd { (visible(n)) } }
+                }
             }
         }
-    }
 }
 
 fn session_actions(e: &SessionEntry, signed: &Signed) -> Markup {
