@@ -252,7 +252,10 @@ for _ in $(seq 100); do grep -q '^listening on' "$DEMO/platform.out" && break; s
 PLATFORM="http://$(sed -n 's/^listening on //p' "$DEMO/platform.out")"
 note "segura-server serve --listen 127.0.0.1:0 --data $DEMO/platform   ->  $PLATFORM"
 TOKEN="$("$SERVER" admin enroll-token --data "$DEMO/platform" 2>/dev/null | head -1)"
-show segura enroll-host --server "$PLATFORM" --token "$TOKEN"
+show segura enroll-host --server "$PLATFORM" --token "$TOKEN" --name "segura-demo-host"
+HOST_ID="$("$SERVER" admin hosts --json --data "$DEMO/platform" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')"
+note "a new host is pending: what it uploads waits in quarantine until an admin approves it"
+show "$SERVER" admin approve-host "$HOST_ID" --data "$DEMO/platform"
 
 say "segura-shell, setuid and setgid to $SPOOL_USER, as the login shell of the demo users"
 install -o "$SPOOL_USER" -g "$SPOOL_USER" -m 6755 target/release/segura-shell "$DEMO/bin/segura-shell"
@@ -417,6 +420,8 @@ rm -f "$DEMO/local.cast" "$DEMO/platform.cast"
 note "every recording on the platform is byte-identical to the local one (asciicast compared)"
 
 say "the platform's web UI: an admin signs in and finds the sessions"
+note "recordings belong to the endpoint user with the identical username; approve $ANN (root and $BOB stay flagged)"
+show "$SERVER" admin approve-user "$ANN" --data "$DEMO/platform"
 ADMIN_PW="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
 printf '%s\n' "$ADMIN_PW" | "$SERVER" admin create-user admin --role admin --data "$DEMO/platform"
 (umask 077 && printf '%s\n' "$ADMIN_PW" >"$DEMO/admin-password")

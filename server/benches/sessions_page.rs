@@ -77,6 +77,7 @@ fn populate(store: &SqliteStore, sessions: usize) -> Vec<Uuid> {
                 },
             )
             .unwrap();
+        store.decide_host(id, true, "bench").unwrap();
         hosts.push(id);
     }
     let mut rng = Rng(0x5eed_5eed_5eed_5eed);

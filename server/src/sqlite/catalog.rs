@@ -98,6 +98,9 @@ pub(super) const SCHEMA_V3: &str = "
 ALTER TABLE hosts ADD COLUMN state TEXT NOT NULL DEFAULT 'approved';
 ALTER TABLE hosts ADD COLUMN decided_at INTEGER;
 ALTER TABLE hosts ADD COLUMN decided_by TEXT;
+-- Sessions of a host not approved (yet): kept, not shown.
+ALTER TABLE sessions ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX sessions_visible ON sessions(quarantined, started_at);
 CREATE TABLE endpoint_users (
     name TEXT PRIMARY KEY,
     first_seen INTEGER NOT NULL,
@@ -156,9 +159,11 @@ pub(super) fn catalog_recording(tx: &Transaction<'_>, host: &str, row: &Recordin
     };
     tx.execute(
         "INSERT INTO sessions (id, kind, rec_kind, login_id, host_id, hostname, user, grp, service,
-            binary, command, rule, started_at, ended_at, status, agent_chunks, held_chunks, bytes)
+            binary, command, rule, started_at, ended_at, status, agent_chunks, held_chunks, bytes,
+            quarantined)
          VALUES (?1, 'recording', ?2, ?3, ?4, (SELECT hostname FROM hosts WHERE id = ?4), ?5, ?6,
-            ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+            ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+            (SELECT state <> 'approved' FROM hosts WHERE id = ?4))
          ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, status = excluded.status,
             agent_chunks = excluded.agent_chunks, held_chunks = excluded.held_chunks,
             bytes = excluded.bytes",
@@ -219,9 +224,9 @@ pub(super) fn catalog_login(tx: &Transaction<'_>, host: &str, row: &LoginRow) ->
     };
     tx.execute(
         "INSERT INTO sessions (id, kind, host_id, hostname, user, grp, service, binary, command,
-            rule, started_at, ended_at, status)
+            rule, started_at, ended_at, status, quarantined)
          VALUES (?1, 'login', ?2, (SELECT hostname FROM hosts WHERE id = ?2), ?3, ?4, ?5, '', '',
-            ?6, ?7, ?8, ?9)
+            ?6, ?7, ?8, ?9, (SELECT state <> 'approved' FROM hosts WHERE id = ?2))
          ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, status = excluded.status",
         params![
             id,
@@ -319,7 +324,7 @@ const ENTRY_COLUMNS: &str = "s.id, s.kind, s.rec_kind, s.login_id, s.host_id, s.
     s.hold, coalesce((SELECT u.approved_at IS NOT NULL FROM endpoint_users u WHERE u.name = s.user), 0)";
 
 /// Sessions of hosts an admin has not approved stay in quarantine: kept, not shown.
-const HOST_APPROVED: &str = "s.host_id IN (SELECT id FROM hosts WHERE state = 'approved')";
+const HOST_APPROVED: &str = "s.quarantined = 0";
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<SessionEntry> {
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
@@ -431,32 +436,16 @@ impl Catalog for SqliteStore {
             cond.push("s.status = ?".into());
             args.push(Box::new(status.as_str()));
         }
+        // Filters that narrow the candidates on their own (an index or few assigned rows).
+        let selective = !viewer.is_admin()
+            || [&q.user, &q.host, &q.group]
+                .iter()
+                .any(|v| !v.trim().is_empty())
+            || q.status.is_some()
+            || q.from.is_some()
+            || q.to.is_some();
+        let only_text = !selective && q.service.trim().is_empty();
         let conn = self.reader()?;
-        // Free text: the count collects the matches; the page does too when they are few, and
-        // otherwise probes the index for each candidate row in order.
-        let mut page_text = None;
-        if let Some(fts) = fts_query(&q.text) {
-            let matches: i64 = conn
-                .prepare_cached("SELECT count(*) FROM session_text WHERE session_text MATCH ?1")
-                .and_then(|mut st| st.query_row([&fts], |r| r.get(0)))
-                .map_err(self.sql())?;
-            if matches == 0 {
-                return Ok(SessionPage {
-                    total: 0,
-                    entries: Vec::new(),
-                });
-            }
-            if matches > COMMON_TEXT {
-                page_text = Some(
-                    "EXISTS (SELECT 1 FROM session_text WHERE session_text MATCH ? AND rowid = s.num)",
-                );
-            }
-            cond.push(
-                "s.num IN (SELECT rowid FROM session_text WHERE session_text MATCH ?)".into(),
-            );
-            args.push(Box::new(fts));
-        }
-        let filter = format!("WHERE {}", cond.join(" AND "));
         let order = match q.sort {
             Sort::Started => "s.started_at",
             Sort::User => "s.user",
@@ -465,21 +454,62 @@ impl Catalog for SqliteStore {
             Sort::Size => "s.bytes",
         };
         let dir = if q.descending { "DESC" } else { "ASC" };
-        let total: i64 = conn
-            .prepare_cached(&format!("SELECT count(*) FROM sessions s {filter}"))
-            .and_then(|mut st| st.query_row(params_from_iter(args.iter()), |r| r.get(0)))
-            .map_err(self.sql())?;
+        let count_of = |cond: &[&str], args: &[&dyn ToSql]| -> Result<i64, StoreError> {
+            conn.prepare_cached(&format!(
+                "SELECT count(*) FROM sessions s WHERE {}",
+                cond.join(" AND ")
+            ))
+            .and_then(|mut st| st.query_row(args, |r| r.get(0)))
+            .map_err(self.sql())
+        };
+        let base: Vec<&str> = cond.iter().map(String::as_str).collect();
+        let base_args: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        // Free text. Few matches: collect them (IN). Many: the page probes the index row by
+        // row, newest first, until it is full (EXISTS); the count then probes too when other
+        // filters narrow the rows, or is the index's own count less what is in quarantine.
+        const COLLECT: &str =
+            "s.num IN (SELECT rowid FROM session_text WHERE session_text MATCH ?)";
+        const PROBE: &str =
+            "EXISTS (SELECT 1 FROM session_text WHERE session_text MATCH ? AND rowid = s.num)";
+        let (total, page_text) = match fts_query(&q.text) {
+            None => (count_of(&base, &base_args)?, None),
+            Some(fts) => {
+                let matches: i64 = conn
+                    .prepare_cached("SELECT count(*) FROM session_text WHERE session_text MATCH ?1")
+                    .and_then(|mut st| st.query_row([&fts], |r| r.get(0)))
+                    .map_err(self.sql())?;
+                if matches == 0 {
+                    return Ok(SessionPage {
+                        total: 0,
+                        entries: Vec::new(),
+                    });
+                }
+                let with = |extra: &'static str| {
+                    let mut c = base.clone();
+                    c.push(extra);
+                    let mut a = base_args.clone();
+                    a.push(&fts);
+                    count_of(&c, &a)
+                };
+                if matches <= COMMON_TEXT {
+                    (with(COLLECT)?, Some((COLLECT, fts.clone())))
+                } else if only_text {
+                    let hidden = count_of(&["s.quarantined = 1", COLLECT], &[&fts])?;
+                    (matches - hidden, Some((PROBE, fts.clone())))
+                } else if selective {
+                    (with(PROBE)?, Some((PROBE, fts.clone())))
+                } else {
+                    (with(COLLECT)?, Some((PROBE, fts.clone())))
+                }
+            }
+        };
         let limit = i64::try_from(q.limit.clamp(1, 500)).unwrap_or(50);
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
-        // The page: the same conditions, the text one as chosen above (its argument is the last).
-        let filter = match page_text {
-            Some(probe) => {
-                cond.pop();
-                cond.push(probe.into());
-                format!("WHERE {}", cond.join(" AND "))
-            }
-            None => filter,
-        };
+        if let Some((text_cond, fts)) = page_text {
+            cond.push(text_cond.into());
+            args.push(Box::new(fts));
+        }
+        let filter = format!("WHERE {}", cond.join(" AND "));
         args.push(Box::new(limit));
         args.push(Box::new(offset));
         let entries = conn
@@ -941,6 +971,13 @@ impl Catalog for SqliteStore {
             )
         }
         .map_err(self.sql())?;
+        if n == 1 && approve {
+            tx.execute(
+                "UPDATE sessions SET quarantined = 0 WHERE host_id = ?1",
+                [id.to_string()],
+            )
+            .map_err(self.sql())?;
+        }
         if n == 1 {
             log_access_conn(
                 &tx,
@@ -1207,6 +1244,7 @@ mod tests {
             },
         )
         .unwrap();
+        s.decide_host(host, true, "test").unwrap();
         for (name, role) in [
             ("ada", Role::Admin),
             ("ann", Role::Auditor),
