@@ -219,6 +219,10 @@ fn main() {
     populate(&store, sessions);
     let empty = SqliteStore::open(empty_dir.path()).unwrap();
     populate(&empty, 0);
+    if std::env::var_os("KEEP_DB").is_some() {
+        eprintln!("database kept in {}", dir.path().display());
+        std::mem::forget(dir);
+    }
     let (addr, cookie) = serve(store);
     let (empty_addr, empty_cookie) = serve(empty);
 
