@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod ingest;
 mod limits;
+mod man;
 mod serve;
 mod sqlite;
 mod store;
@@ -55,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Write the manual pages generated from these definitions into a directory.
+    #[command(hide = true)]
+    ManPages { out: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rate,
             burst,
         }),
+        Command::ManPages { out } => man::write_pages(&out),
         Command::Admin { command } => match command {
             AdminCommand::CreateUser { name, role, data } => {
                 admin::create_user(&data, &name, role.into())
