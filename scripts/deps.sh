@@ -1,9 +1,14 @@
 #!/bin/sh
-# Installs what building, the demo and the tests need on Debian 12 (run as root).
+# Installs what building, the demo, the tests and the Debian packages (scripts/deb.sh,
+# scripts/deb-test.sh: dpkg-dev, debootstrap) need on Debian 12 (run as root).
 # Idempotent: apt only installs what is missing.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps pamtester openssh-server openssh-client sshpass login passwd util-linux iputils-ping libcap2-bin valgrind"
+PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps pamtester openssh-server openssh-client sshpass login passwd util-linux iputils-ping libcap2-bin valgrind debootstrap dpkg-dev binutils gzip xz-utils"
+# The server's web player (server/web), once it exists, is built with npm ci by scripts/deb.sh.
+if [ -f "$(dirname "$0")/../server/web/package.json" ]; then
+    PKGS="$PKGS npm"
+fi
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
