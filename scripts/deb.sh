@@ -17,9 +17,6 @@ CRATE_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 VERSION=${SEGURA_DEB_VERSION:-$CRATE_VERSION-1}
 ARCH=$(dpkg-architecture -qDEB_HOST_ARCH)
 MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
-# Reproducible: timestamps from the last commit, no user names, sorted archives.
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
-export SOURCE_DATE_EPOCH
 
 if [ -z "${SEGURA_DEB_NO_BUILD:-}" ]; then
     # The web player the server embeds (once it exists) is built from its lockfile first.
@@ -28,6 +25,10 @@ if [ -z "${SEGURA_DEB_NO_BUILD:-}" ]; then
     fi
     cargo build --release --locked -p segura -p segura-shell -p segura-launch -p pam_segura -p segura-server
 fi
+# Reproducible: timestamps from the last commit, no user names, sorted archives. Set only now:
+# some build scripts track SOURCE_DATE_EPOCH, and a new value would rebuild everything.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+export SOURCE_DATE_EPOCH
 for b in segura segura-shell segura-launch libpam_segura.so segura-server; do
     [ -f "$REL/$b" ] || { echo "deb.sh: $REL/$b is missing (build first)" >&2; exit 1; }
 done
