@@ -109,13 +109,9 @@ inner() {
     in_root segura policy add --name "record ann" --guideline login-session --record yes --user sgdeb-ann >/dev/null
     in_root segura enroll sgdeb-ann
     in_root segura setup --services sshd
-    in_root segura wrap /usr/bin/tac >/dev/null
-    in_root dpkg-divert --list /usr/bin/tac | grep -q "by segura" || fail "tac is not diverted"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    mkdir -p "$R/run/sshd"
-    in_root /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1 -o PasswordAuthentication=yes \
-        2>"$R/tmp/sshd.log" &
-    python3 - "$port" <<'PY' || fail "sshd did not start: $(cat "$R/tmp/sshd.log")"
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    wait_port() {
+        python3 - "$1" <<'PY'
 import socket, sys, time
 for _ in range(100):
     try:
@@ -125,6 +121,13 @@ for _ in range(100):
         time.sleep(0.1)
 sys.exit(1)
 PY
+    }
+    port=$(free_port)
+    mkdir -p "$R/run/sshd"
+    in_root /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1 -o PasswordAuthentication=yes \
+        2>"$R/tmp/sshd.log" &
+    sshd_pid=$!
+    wait_port "$port" || fail "sshd did not start: $(cat "$R/tmp/sshd.log")"
     ssh_ann() {
         in_root sshpass -p deb-test-pw-7 ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
             -o LogLevel=ERROR -p "$port" sgdeb-ann@127.0.0.1 "$@" </dev/null
@@ -145,6 +148,33 @@ PY
     in_root segura export "$id1" --format text | grep -q deb-marker-one || fail "the transcript lacks the command's output"
     in_root segura ls
     say "recorded: $id1 (sgdeb-ann over sshd)"
+
+    # segura-server as its unit runs it: the unit's User and ExecStart, with the options of
+    # /etc/default/segura-server (edited as an administrator would: another port).
+    say "segura-server: the unit's command as its user; this host enrolled; segura sync delivers"
+    unit=$R/lib/systemd/system/segura-server.service
+    srv_user=$(sed -n 's/^User=//p' "$unit")
+    srv_port=$(free_port)
+    sed -i "s/127.0.0.1:8080/127.0.0.1:$srv_port/" "$R/etc/default/segura-server"
+    # shellcheck disable=SC1091
+    . "$R/etc/default/segura-server"
+    srv_cmd=$(sed -n 's/^ExecStart=//p' "$unit" | sed "s|\$SEGURA_SERVER_OPTS|$SEGURA_SERVER_OPTS|")
+    # shellcheck disable=SC2086
+    in_root runuser -u "$srv_user" -- $srv_cmd >"$R/tmp/server.log" 2>&1 &
+    server_pid=$!
+    wait_port "$srv_port" || fail "segura-server did not start: $(cat "$R/tmp/server.log")"
+    srv_admin() { in_root runuser -u "$srv_user" -- segura-server admin "$@" --data /var/lib/segura-server; }
+    token=$(srv_admin enroll-token 2>/dev/null | awk '{ print $1; exit }')
+    in_root segura enroll-host --server "http://127.0.0.1:$srv_port" --token "$token" >/dev/null
+    # A binary-run rule: `segura sync` wraps the program (dpkg-divert) to follow it.
+    in_root segura policy add --name "audit tac" --guideline binary-run --application /usr/bin/tac \
+        --user sgdeb-ann >/dev/null
+    in_root segura sync >/dev/null || fail "segura sync"
+    srv_admin recordings --json | json "assert any(r.get('id')=='$id1' or r.get('recording_id')=='$id1' for r in d), d" \
+        || fail "the platform did not get $id1"
+    in_root dpkg-divert --list /usr/bin/tac | grep -q "by segura" || fail "tac was not wrapped by segura sync"
+    [ "$(in_root stat -c '%U' /var/lib/segura-server)" = "$srv_user" ] || fail "data dir owner"
+    say "delivered $id1 to the platform; tac wrapped (diverted) by the binary-run rule"
 
     say "upgrading to $new_v"
     apt_install "$new_deb" "$new_srv" || { cat "$R/tmp/apt.log" >&2; fail "upgrade"; }
@@ -177,7 +207,8 @@ PY
     say "purging (with the pam-auth-update profile enabled too)"
     in_root pam-auth-update --enable segura
     grep -q pam_segura "$R/etc/pam.d/common-session" || fail "the pam-auth-update profile did not enable"
-    kill %1 2>/dev/null || true
+    kill "$sshd_pid" "$server_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
     in_root apt-get purge -y -q segura segura-server >"$R/tmp/apt.log" 2>&1 || { cat "$R/tmp/apt.log" >&2; fail "purge"; }
     grep "^segura" "$R/tmp/apt.log" | sed 's/^/    | /'
     if ! snapshot | cmp -s - "$R/tmp/pam.before"; then
