@@ -6,7 +6,7 @@
 #   scripts/deb-test.sh            build the packages (scripts/deb.sh), then test them
 #   scripts/deb-test.sh prepare    only create the cached Debian root
 #
-# The debootstrapped root is cached as target/deb-test/bookworm.tar (minbase + openssh-server,
+# The debootstrapped root is cached as target/deb-test/bookworm-*.tar (minbase + openssh-server,
 # sshpass and fresh apt lists), so a rerun takes about a minute; every run unpacks it into a
 # fresh directory, works there inside `unshare --mount --pid` (the /proc, /dev and /dev/pts
 # mounts and every process started there end with it) and removes it at the end.
@@ -15,8 +15,10 @@ cd "$(dirname "$0")/.."
 ROOTDIR=$(pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOTDIR/target}
 WORK=$TARGET/deb-test
-CACHE=$WORK/bookworm.tar
 MIRROR=${SEGURA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+INCLUDE=openssh-server,openssh-client,sshpass
+# The cache is named after what it was made from: another package list makes a new one.
+CACHE=$WORK/bookworm-$(printf '%s %s' "$INCLUDE" "$MIRROR" | md5sum | cut -c1-8).tar
 mkdir -p "$WORK"
 
 prepare() {
@@ -24,13 +26,19 @@ prepare() {
     echo "deb-test: debootstrapping Debian 12 (once; cached in $CACHE)"
     tmp=$WORK/bootstrap
     rm -rf "$tmp"
-    debootstrap --variant=minbase --include=openssh-server,openssh-client,sshpass \
-        bookworm "$tmp" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
-        || { tail -30 "$WORK/debootstrap.log" >&2; rm -rf "$tmp"; exit 1; }
-    printf 'deb %s bookworm main\ndeb %s bookworm-updates main\n' "$MIRROR" "$MIRROR" >"$tmp/etc/apt/sources.list"
-    cp /etc/resolv.conf "$tmp/etc/resolv.conf"
-    chroot "$tmp" apt-get update -qq >>"$WORK/debootstrap.log" 2>&1
-    chroot "$tmp" apt-get clean
+    rm -f "$WORK"/bookworm*.tar
+    # In a mount namespace of its own: whatever debootstrap mounts (/proc, /sys) is gone, even
+    # when it fails, before the directory is removed.
+    if ! unshare --mount --propagation private sh -c '
+            debootstrap --variant=minbase --include="$1" bookworm "$2" "$3" &&
+            printf "deb %s bookworm main\ndeb %s bookworm-updates main\n" "$3" "$3" >"$2/etc/apt/sources.list" &&
+            cp /etc/resolv.conf "$2/etc/resolv.conf" &&
+            chroot "$2" apt-get update -qq &&
+            chroot "$2" apt-get clean' sh "$INCLUDE" "$tmp" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
+        tail -30 "$WORK/debootstrap.log" >&2
+        rm -rf "$tmp"
+        exit 1
+    fi
     tar -C "$tmp" -cf "$CACHE.new" .
     mv "$CACHE.new" "$CACHE"
     rm -rf "$tmp"
@@ -38,7 +46,8 @@ prepare() {
 
 
 # ---------------------------------------------------------------------------------------------
-# Inside `unshare --mount --pid --fork`: $2 is the root, $3 and $4 the two versions' directories.
+# Inside `unshare --mount --pid --fork`: the root, then the directories of the lower version's
+# packages and of those under test.
 inner() {
     R=$1 OLD=$2 NEW=$3
     say() { echo "deb-test: $*"; }
