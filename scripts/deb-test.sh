@@ -231,6 +231,16 @@ PY
     [ ! -e "$R/etc/segura" ] || fail "/etc/segura is left: $(ls -A "$R/etc/segura")"
     if in_root dpkg-statoverride --list | grep -q segura; then fail "a statoverride is left"; fi
     say "purged: /etc/pam.d byte-identical to before, shell and tac restored, recordings kept"
+
+    say "reinstalling finds the kept recordings; purging with SEGURA_PURGE_SPOOL=1 removes them"
+    apt_install "$new_deb" || { cat "$R/tmp/apt.log" >&2; fail "reinstall"; }
+    recordings | json "assert any(r['id']=='$id1' for r in d), d" || fail "the kept recording is not listed"
+    chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SEGURA_PURGE_SPOOL=1 \
+        apt-get purge -y -q segura >"$R/tmp/apt.log" 2>&1 || { cat "$R/tmp/apt.log" >&2; fail "purge"; }
+    [ ! -e "$R/var/lib/segura" ] || fail "/var/lib/segura is left"
+    if in_root getent passwd segura >/dev/null; then fail "the segura user is left"; fi
+    snapshot | cmp -s - "$R/tmp/pam.before" || fail "/etc/pam.d differs after the second purge"
+    say "purged with the spool"
 }
 
 if [ "${1:-}" = prepare ]; then
