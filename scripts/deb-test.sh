@@ -232,6 +232,12 @@ PY
     if in_root dpkg-statoverride --list | grep -q segura; then fail "a statoverride is left"; fi
     say "purged: /etc/pam.d byte-identical to before, shell and tac restored, recordings kept"
 
+    # With no segura installed, preinst reads the schema from the database header itself.
+    sqlite3 "$spool" "PRAGMA user_version = $((schema + 1));"
+    if apt_install "$new_deb"; then fail "installed over a spool it cannot read"; fi
+    grep -q "refusing to install segura $new_v: the spool has schema version $((schema + 1))" "$R/tmp/apt.log" \
+        || { cat "$R/tmp/apt.log" >&2; fail "no clear message on a fresh install"; }
+    sqlite3 "$spool" "PRAGMA user_version = $schema;"
     say "reinstalling finds the kept recordings; purging with SEGURA_PURGE_SPOOL=1 removes them"
     apt_install "$new_deb" || { cat "$R/tmp/apt.log" >&2; fail "reinstall"; }
     recordings | json "assert any(r['id']=='$id1' for r in d), d" || fail "the kept recording is not listed"
