@@ -1,4 +1,4 @@
-# Build and install segura from source (Debian packages follow).
+# Build and install segura from source (Debian packages: scripts/deb.sh).
 #   make                 build (release)
 #   make install         as root: module, binaries, config, the segura user/group, the spool dir
 #   make uninstall       remove what install put in place (the spool and config are kept)

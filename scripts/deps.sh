@@ -1,9 +1,10 @@
 #!/bin/sh
-# Installs what building, the demo and the tests need on Debian 12 (run as root).
+# Installs what building, the demo, the tests and the Debian packages (scripts/deb.sh,
+# scripts/deb-test.sh: dpkg-dev, debootstrap) need on Debian 12 (run as root).
 # Idempotent: apt only installs what is missing.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps pamtester openssh-server openssh-client sshpass login passwd util-linux iputils-ping libcap2-bin valgrind curl chromium chromium-driver"
+PKGS="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev asciinema python3 sqlite3 iproute2 procps pamtester openssh-server openssh-client sshpass login passwd util-linux iputils-ping libcap2-bin valgrind curl chromium chromium-driver debootstrap dpkg-dev binutils gzip xz-utils"
 # Node.js and npm install the web player (server/web); Debian's packages when none is there.
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 missing=""

@@ -428,6 +428,27 @@ CREATE TABLE audit_events (
 CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 ";
 
+/// The schema version of the spool at `path`, read without changing anything (no migration, no
+/// files created); `None` when there is no spool there. Package scripts use it to refuse a
+/// downgrade to a segura that would not understand the spool.
+pub fn schema_version_of(path: &Path) -> Result<Option<i64>, SpoolError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let sql = |source| SpoolError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map(Some)
+        .map_err(sql)
+}
+
 fn is_corruption(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -1586,5 +1607,17 @@ mod tests {
         drop(c);
         let err = Spool::open(&path, SpoolOptions::default()).unwrap_err();
         assert!(matches!(err, SpoolError::TooNew { found: 99, .. }), "{err}");
+        // Refusing left the spool as it was, and its version can still be read.
+        assert_eq!(schema_version_of(&path).unwrap(), Some(99));
+    }
+
+    #[test]
+    fn schema_version_is_read_without_creating_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        assert_eq!(schema_version_of(&path).unwrap(), None);
+        assert!(!path.exists());
+        drop(Spool::open(&path, SpoolOptions::default()).unwrap());
+        assert_eq!(schema_version_of(&path).unwrap(), Some(SCHEMA_VERSION));
     }
 }

@@ -90,6 +90,13 @@ pub fn unenroll(users: &[String], all: bool, shells_file: &Path) -> Result<i32> 
             eprintln!("segura: {name} is not enrolled");
             continue;
         };
+        if identity::user_by_name(&name).is_err() {
+            // Deleted since it was enrolled: nothing to restore, only the entry to forget.
+            eprintln!("segura: {name} no longer exists; forgetting its entry");
+            entries.retain(|(u, _)| *u != name);
+            enroll::write(shells_file, &entries)?;
+            continue;
+        }
         usermod_shell(&name, &real)?;
         entries.retain(|(u, _)| *u != name);
         enroll::write(shells_file, &entries)?;
@@ -129,6 +136,29 @@ pub fn setup(services: &[String], remove: bool, pam_dir: &Path, line: &str) -> R
         }
     }
     Ok(0)
+}
+
+/// The services (file names in `pam_dir`) whose PAM file has the line `segura setup` added.
+pub fn services_with_line(pam_dir: &Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for entry in
+        std::fs::read_dir(pam_dir).with_context(|| format!("reading {}", pam_dir.display()))?
+    {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        if text.lines().any(|l| l == PAM_MARK || l == PAM_MARK_NL) {
+            if let Some(name) = entry.file_name().to_str() {
+                found.push(name.to_string());
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 fn add_line(text: &str, line: &str) -> Option<String> {
@@ -339,6 +369,28 @@ pub fn unwrap(path: &Path, table: &Path) -> Result<i32> {
         );
     }
     println!("{}: unwrapped", target.display());
+    Ok(0)
+}
+
+/// `segura unwrap --all`: every program listed in the table, each put back as `unwrap` does.
+/// Goes on past a failure (and says so at the end), so one bad entry does not keep the others
+/// wrapped.
+pub fn unwrap_all(table: &Path) -> Result<i32> {
+    let entries = libsegura::wrap::read(table)?;
+    if entries.is_empty() {
+        println!("nothing is wrapped");
+        return Ok(0);
+    }
+    let mut failed = 0;
+    for w in entries {
+        if let Err(e) = unwrap(&w.path, table) {
+            eprintln!("segura: {}: {e:#}", w.path.display());
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} program(s) could not be unwrapped");
+    }
     Ok(0)
 }
 

@@ -1,6 +1,7 @@
 //! `segura`: record terminal sessions into the local spool and get them back out.
 
 mod admin;
+mod man;
 mod policy_cmd;
 mod sync_cmd;
 
@@ -128,7 +129,14 @@ enum Cmd {
         launcher: Option<PathBuf>,
     },
     /// Put a wrapped program back, byte for byte
-    Unwrap { path: PathBuf },
+    Unwrap {
+        /// The wrapped program
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        path: Option<PathBuf>,
+        /// Every wrapped program (those listed in /etc/segura/wrapped)
+        #[arg(long)]
+        all: bool,
+    },
     /// Make segura-shell the login shell of users (remembering their real shells)
     Enroll {
         /// User names
@@ -155,6 +163,9 @@ enum Cmd {
         /// Take the line out again, restoring the files byte for byte
         #[arg(long)]
         remove: bool,
+        /// With --remove: every service whose PAM file has the line (instead of --services)
+        #[arg(long, requires = "remove", conflicts_with = "services")]
+        all: bool,
         /// Module arguments, e.g. "fail=closed"
         #[arg(long, default_value = "")]
         module_args: String,
@@ -171,6 +182,22 @@ enum Cmd {
     Policy {
         #[command(subcommand)]
         command: policy_cmd::PolicyCmd,
+    },
+    /// The spool schema version this segura understands (for package scripts)
+    #[command(hide = true)]
+    SpoolSchema {
+        /// Print the version of the configured spool instead (0: there is none), changing nothing
+        #[arg(long, conflicts_with = "migrate")]
+        of_spool: bool,
+        /// Open the configured spool, migrating it forward; fail clearly if it is too new
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Write the manual pages generated from these definitions into a directory
+    #[command(hide = true)]
+    ManPages {
+        /// Where to write segura.8 and a page per subcommand
+        out: PathBuf,
     },
 }
 
@@ -285,9 +312,19 @@ fn run(cli: Cli) -> Result<i32> {
             return admin::enroll(&users, group.as_deref(), &shell, shells);
         }
         Cmd::Unenroll { users, all } => return admin::unenroll(&users, all, shells),
+        Cmd::ManPages { out } => return man::write_pages(&out),
+        // Needs no configuration: the package's prerm runs it even when the file is broken.
+        Cmd::Unwrap { path, .. } => {
+            let wrapped = Path::new(libsegura::wrap::WRAPPED_FILE);
+            return match path {
+                Some(path) => admin::unwrap(&path, wrapped),
+                None => admin::unwrap_all(wrapped),
+            };
+        }
         Cmd::Setup {
             services,
             remove,
+            all,
             module_args,
             control,
             module,
@@ -297,6 +334,15 @@ fn run(cli: Cli) -> Result<i32> {
                 bail!("--control must be optional or required");
             }
             let line = format!("session {control} {module} {module_args}");
+            let services = if all {
+                admin::services_with_line(&pam_dir)?
+            } else {
+                services
+            };
+            if all && services.is_empty() {
+                println!("{}: no service has the segura line", pam_dir.display());
+                return Ok(0);
+            }
             return admin::setup(&services, remove, &pam_dir, line.trim_end());
         }
         _ => {}
@@ -313,22 +359,18 @@ fn run(cli: Cli) -> Result<i32> {
             .unwrap_or_else(|| PathBuf::from(libsegura::config::DEFAULT_CONFIG_PATH)),
     };
     let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
-    match &cli.command {
-        Cmd::Wrap { path, launcher } => {
-            let launcher = match launcher {
-                Some(l) => l.clone(),
-                None => sibling_program("segura-launch")?,
-            };
-            return admin::wrap(
-                path,
-                &launcher,
-                &config_path,
-                spool_owner(&config)?,
-                wrapped,
-            );
-        }
-        Cmd::Unwrap { path } => return admin::unwrap(path, wrapped),
-        _ => {}
+    if let Cmd::Wrap { path, launcher } = &cli.command {
+        let launcher = match launcher {
+            Some(l) => l.clone(),
+            None => sibling_program("segura-launch")?,
+        };
+        return admin::wrap(
+            path,
+            &launcher,
+            &config_path,
+            spool_owner(&config)?,
+            wrapped,
+        );
     }
     if let Cmd::EnrollHost {
         server,
@@ -337,6 +379,9 @@ fn run(cli: Cli) -> Result<i32> {
     } = &cli.command
     {
         return sync_cmd::enroll_host(&config, server, token, name.as_deref());
+    }
+    if let Cmd::SpoolSchema { of_spool, migrate } = &cli.command {
+        return spool_schema(&config, *of_spool, *migrate);
     }
     let spool = open_spool(&config)?;
     if let Cmd::UploadNow { id } = &cli.command {
@@ -390,10 +435,38 @@ fn run(cli: Cli) -> Result<i32> {
         | Cmd::Wrap { .. }
         | Cmd::Unwrap { .. }
         | Cmd::UploadNow { .. }
+        | Cmd::SpoolSchema { .. }
+        | Cmd::ManPages { .. }
         | Cmd::Sync { .. } => {
             unreachable!("handled above")
         }
     }
+}
+
+/// `segura spool-schema`: what the package scripts ask before they let a downgrade through, and
+/// after an upgrade (to migrate the spool while nobody waits on a login).
+fn spool_schema(config: &Config, of_spool: bool, migrate: bool) -> Result<i32> {
+    let path = &config.spool.path;
+    if of_spool {
+        let found = libsegura::spool::schema_version_of(path)
+            .with_context(|| format!("reading the schema version of {}", path.display()))?;
+        println!("{}", found.unwrap_or(0));
+    } else if migrate {
+        if !path.exists() {
+            println!("{}: no spool yet", path.display());
+            return Ok(0);
+        }
+        let before = libsegura::spool::schema_version_of(path)?.unwrap_or(0);
+        drop(open_spool(config)?);
+        println!(
+            "{}: schema version {} (was {before})",
+            path.display(),
+            libsegura::spool::SCHEMA_VERSION
+        );
+    } else {
+        println!("{}", libsegura::spool::SCHEMA_VERSION);
+    }
+    Ok(0)
 }
 
 fn rec(config: &Config, spool: Spool, mode: Option<ModeArg>, cmd: Vec<OsString>) -> Result<i32> {

@@ -3,6 +3,8 @@
 //! `segura-server admin`.
 #![forbid(unsafe_code)]
 
+mod man;
+
 use segura_server::{admin, serve, store};
 
 use std::io::IsTerminal;
@@ -54,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Write the manual pages generated from these definitions into a directory.
+    #[command(hide = true)]
+    ManPages { out: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             retention,
             purge_every,
         }),
+        Command::ManPages { out } => man::write_pages(&out),
         Command::Admin { command } => match command {
             AdminCommand::CreateUser { name, role, data } => {
                 admin::create_user(&data, &name, role.into())

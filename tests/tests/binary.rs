@@ -404,3 +404,58 @@ fn wrapping_follows_the_platforms_policy_on_sync() {
         std::fs::read_to_string("/etc/segura/wrapped").map_or(true, |t| !t.contains(&prog_text))
     );
 }
+
+#[test]
+fn unwrap_all_puts_every_wrapped_program_back() {
+    let _lock = exclusive();
+    let _etc = EtcSegura::new();
+    let install = Install::new("");
+    let progs = install.dir.path().join("progs");
+    std::fs::create_dir(&progs).unwrap();
+    let mut before = Vec::new();
+    for (name, mode) in [("one", 0o755), ("two", 0o4750)] {
+        let p = progs.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\necho {name}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        before.push((p, sha256(&progs.join(name)), mode));
+    }
+    let paths: Vec<String> = before
+        .iter()
+        .map(|(p, _, _)| p.display().to_string())
+        .collect();
+    let launcher = bin("segura-launch");
+    let _guards: Vec<WrapGuard> = paths
+        .iter()
+        .map(|path| {
+            segura(
+                &install,
+                &["wrap", path, "--launcher", launcher.to_str().unwrap()],
+            );
+            WrapGuard {
+                install: &install,
+                path,
+            }
+        })
+        .collect();
+    for (p, sha, _) in &before {
+        assert_ne!(&sha256(p), sha, "{} is wrapped", p.display());
+    }
+    let out = segura(&install, &["unwrap", "--all"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("unwrapped")
+            .count(),
+        2
+    );
+    for (p, sha, mode) in &before {
+        assert_eq!(&sha256(p), sha, "{} is back byte for byte", p.display());
+        assert_eq!(std::fs::metadata(p).unwrap().mode() & 0o7777, *mode);
+    }
+    assert!(
+        libsegura::wrap::read(Path::new(libsegura::wrap::WRAPPED_FILE))
+            .unwrap()
+            .is_empty()
+    );
+    let out = segura(&install, &["unwrap", "--all"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing is wrapped"));
+}

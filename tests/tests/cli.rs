@@ -442,3 +442,102 @@ fn the_pam_module_and_the_login_shell_do_not_load_libcurl() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("libcurl"));
 }
+
+#[test]
+fn setup_remove_all_finds_every_service_with_the_line_and_restores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pam = dir.path();
+    let originals = [
+        ("sshd-x", "@include common-session\n"),
+        ("login-x", "session required pam_unix.so"),
+        ("other-x", "auth required pam_deny.so\n"),
+    ];
+    for (name, text) in originals {
+        std::fs::write(pam.join(name), text).unwrap();
+    }
+    let pam_dir = pam.to_str().unwrap();
+    let out = bin_with(&[
+        "setup",
+        "--services",
+        "sshd-x,login-x",
+        "--pam-dir",
+        pam_dir,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // --all is only for taking lines out.
+    let out = bin_with(&["setup", "--all", "--pam-dir", pam_dir]);
+    assert!(!out.status.success());
+    let out = bin_with(&["setup", "--remove", "--all", "--pam-dir", pam_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("sshd-x: removed") && said.contains("login-x: removed"),
+        "{said}"
+    );
+    assert!(!said.contains("other-x"), "{said}");
+    for (name, text) in originals {
+        assert_eq!(
+            std::fs::read_to_string(pam.join(name)).unwrap(),
+            text,
+            "{name}"
+        );
+    }
+    let out = bin_with(&["setup", "--remove", "--all", "--pam-dir", pam_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no service has the segura line"));
+}
+
+#[test]
+fn spool_schema_reports_versions_and_a_newer_spool_is_refused_untouched() {
+    let env = Env::new();
+    let supported: i64 = String::from_utf8(env.ok(["spool-schema"]))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(supported, libsegura::spool::SCHEMA_VERSION);
+    let of_spool = |env: &Env| {
+        String::from_utf8(env.ok(["spool-schema", "--of-spool"]))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(of_spool(&env), "0");
+    assert!(!env.spool.exists(), "asking creates nothing");
+    env.ok(["rec", "--", "true"]);
+    assert_eq!(of_spool(&env), supported.to_string());
+    env.ok(["spool-schema", "--migrate"]);
+
+    // A spool a newer segura wrote: reported, and refused without being changed.
+    let db = rusqlite::Connection::open(&env.spool).unwrap();
+    db.execute_batch(&format!("PRAGMA user_version = {}", supported + 1))
+        .unwrap();
+    drop(db);
+    let before = std::fs::read(&env.spool).unwrap();
+    assert_eq!(of_spool(&env), (supported + 1).to_string());
+    for args in [&["spool-schema", "--migrate"][..], &["ls"][..]] {
+        let out = env.run(args);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("newer than this segura understands"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(std::fs::read(&env.spool).unwrap(), before);
+}
+
+#[test]
+fn manual_pages_are_generated_from_the_command_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin_with(&["man-pages", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(dir.path().join("segura.8")).unwrap();
+    assert!(page.contains(".TH segura 8"), "{page}");
+    assert!(page.contains("segura\\-setup(8)"), "subcommands listed");
+    assert!(page.contains("/etc/segura/segura.toml"), "FILES section");
+    assert!(!page.contains("man\\-pages"), "hidden commands stay hidden");
+    let setup = std::fs::read_to_string(dir.path().join("segura-setup.8")).unwrap();
+    assert!(setup.contains("\\-\\-remove"), "{setup}");
+    assert!(dir.path().join("segura-policy-add.8").exists());
+}

@@ -549,3 +549,24 @@ fn users_cannot_read_the_spool_nor_attach_to_another_users_login() {
     assert_eq!(recs.len(), 1, "alice's own shell attaches to her login");
     assert_eq!(recs[0]["login_id"], alice_login.as_str());
 }
+
+#[test]
+fn unenroll_all_restores_shells_and_forgets_users_deleted_since() {
+    let _lock = exclusive();
+    let p = people();
+    let install = Install::new(RULES);
+    let enrolled = enroll(&install, &[&p.alice, &p.bob]);
+    // bob is deleted while enrolled (his entry stays in /etc/segura/shells).
+    let People { alice, bob, .. } = &p;
+    run(Command::new("userdel").args(["-f", &bob.name]));
+    let out = run(Command::new(bin("segura")).args(["unenroll", "--all"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sgtalice: shell restored"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sgtbob no longer exists"));
+    assert_eq!(alice.shell(), "/bin/bash");
+    let left = std::fs::read_to_string("/etc/segura/shells").unwrap_or_default();
+    assert!(
+        !left.contains("sgtalice") && !left.contains("sgtbob"),
+        "{left}"
+    );
+    drop(enrolled);
+}
