@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,8 @@ use maud::html;
 use uuid::Uuid;
 
 use super::page::{self, bytes, csrf, time, visible, Nav};
-use super::{blocking, error_page, redirect, Form, Signed};
+use super::AdminForm;
+use super::{blocking, error_page, redirect, Refused, Signed};
 use crate::api::Shared;
 use crate::catalog::Catalog;
 
@@ -101,37 +101,30 @@ async fn hosts(State(state): State<Shared>, signed: Signed) -> Response {
     )
 }
 
-/// An admin's POST about one host: the form checked, the id parsed.
-fn host_form(signed: &Signed, id: &str, body: &Bytes) -> Result<Uuid, Box<Response>> {
-    let form = Form::parse(body);
-    signed
-        .admin_form(&form)
-        .map_err(|r| Box::new(r.into_response()))?;
-    Uuid::parse_str(id).map_err(|_| Box::new(error_page(StatusCode::NOT_FOUND, "no such host")))
+fn host_id(id: &str) -> Result<Uuid, Refused> {
+    Uuid::parse_str(id).map_err(|_| Refused(StatusCode::NOT_FOUND, "no such host"))
 }
 
 async fn approve_host(
     State(state): State<Shared>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    f: AdminForm,
 ) -> Response {
-    decide(state, signed, id, body, true).await
+    decide(state, f.signed, id, true).await
 }
 
 async fn reject_host(
     State(state): State<Shared>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    f: AdminForm,
 ) -> Response {
-    decide(state, signed, id, body, false).await
+    decide(state, f.signed, id, false).await
 }
 
-async fn decide(state: Shared, signed: Signed, id: String, body: Bytes, approve: bool) -> Response {
-    let id = match host_form(&signed, &id, &body) {
+async fn decide(state: Shared, signed: Signed, id: String, approve: bool) -> Response {
+    let id = match host_id(&id) {
         Ok(id) => id,
-        Err(r) => return *r,
+        Err(r) => return r.into_response(),
     };
     let cat = state.catalog.clone();
     let by = signed.viewer.name.clone();
@@ -150,13 +143,12 @@ async fn decide(state: Shared, signed: Signed, id: String, body: Bytes, approve:
 
 async fn approve_host_users(
     State(state): State<Shared>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm { signed, .. }: AdminForm,
 ) -> Response {
-    let id = match host_form(&signed, &id, &body) {
+    let id = match host_id(&id) {
         Ok(id) => id,
-        Err(r) => return *r,
+        Err(r) => return r.into_response(),
     };
     let cat = state.catalog.clone();
     let by = signed.viewer.name.clone();
@@ -217,33 +209,21 @@ async fn users(State(state): State<Shared>, signed: Signed) -> Response {
 
 async fn approve_user(
     State(state): State<Shared>,
-    signed: Signed,
     Path(name): Path<String>,
-    body: Bytes,
+    f: AdminForm,
 ) -> Response {
-    set_user(state, signed, name, body, true).await
+    set_user(state, f.signed, name, true).await
 }
 
 async fn unapprove_user(
     State(state): State<Shared>,
-    signed: Signed,
     Path(name): Path<String>,
-    body: Bytes,
+    f: AdminForm,
 ) -> Response {
-    set_user(state, signed, name, body, false).await
+    set_user(state, f.signed, name, false).await
 }
 
-async fn set_user(
-    state: Shared,
-    signed: Signed,
-    name: String,
-    body: Bytes,
-    approve: bool,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Err(r) = signed.admin_form(&form) {
-        return r.into_response();
-    }
+async fn set_user(state: Shared, signed: Signed, name: String, approve: bool) -> Response {
     let cat = state.catalog.clone();
     let by = signed.viewer.name.clone();
     match blocking(move || cat.approve_user(&name, approve, &by)).await {
@@ -255,14 +235,9 @@ async fn set_user(
 
 async fn revoke(
     State(state): State<Shared>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm { signed, .. }: AdminForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Err(r) = signed.admin_form(&form) {
-        return r.into_response();
-    }
     let Ok(id) = Uuid::parse_str(&id) else {
         return error_page(StatusCode::NOT_FOUND, "no such host");
     };
@@ -343,11 +318,7 @@ pub fn retention_label(d: Duration) -> String {
     }
 }
 
-async fn purge_now(State(state): State<Shared>, signed: Signed, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    if let Err(r) = signed.admin_form(&form) {
-        return r.into_response();
-    }
+async fn purge_now(State(state): State<Shared>, AdminForm { signed, .. }: AdminForm) -> Response {
     let cat = state.catalog.clone();
     let by = signed.viewer.name.clone();
     let retention = state.web.retention;

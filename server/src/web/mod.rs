@@ -17,7 +17,7 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, REFERRER_POLICY,
     SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
@@ -148,6 +148,30 @@ impl Signed {
     pub fn admin_form(&self, form: &Form) -> Result<(), Refused> {
         self.check(form)?;
         self.admin()
+    }
+}
+
+/// An admin's form post: signed in as an admin, the CSRF token checked, the fields parsed.
+pub struct AdminForm {
+    pub signed: Signed,
+    pub form: Form,
+}
+
+impl FromRequest<Shared> for AdminForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Shared) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let signed = Signed::from_request_parts(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = Form::parse(&body);
+        signed
+            .admin_form(&form)
+            .map_err(IntoResponse::into_response)?;
+        Ok(AdminForm { signed, form })
     }
 }
 

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +14,7 @@ use maud::{html, Markup};
 use uuid::Uuid;
 
 use super::page::{self, csrf, visible, Nav};
+use super::AdminForm;
 use super::{blocking, error_page, redirect, Form, Signed};
 use crate::api::Shared;
 use crate::store::Role;
@@ -540,26 +540,18 @@ async fn edit_form(
     )
 }
 
-async fn create(State(state): State<Shared>, signed: Signed, body: Bytes) -> Response {
-    store_rule(state, signed, None, body).await
+async fn create(State(state): State<Shared>, f: AdminForm) -> Response {
+    store_rule(state, f, None).await
 }
 
-async fn save(
-    State(state): State<Shared>,
-    signed: Signed,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    store_rule(state, signed, Some(id), body).await
+async fn save(State(state): State<Shared>, Path(id): Path<String>, f: AdminForm) -> Response {
+    store_rule(state, f, Some(id)).await
 }
 
 /// Validates the form and stores the rule (new when `id` is None), or shows the form again
 /// with the errors beside the fields.
-async fn store_rule(state: Shared, signed: Signed, id: Option<String>, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    if let Err(r) = signed.admin_form(&form) {
-        return r.into_response();
-    }
+async fn store_rule(state: Shared, f: AdminForm, id: Option<String>) -> Response {
+    let AdminForm { signed, form } = f;
     let v = RuleForm::from_form(&form);
     let is_new = id.is_none();
     let rule_id = id.clone().unwrap_or_else(|| Uuid::now_v7().to_string());
@@ -667,14 +659,9 @@ async fn store_rule(state: Shared, signed: Signed, id: Option<String>, body: Byt
 
 async fn delete(
     State(state): State<Shared>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm { signed, .. }: AdminForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Err(r) = signed.admin_form(&form) {
-        return r.into_response();
-    }
     let (store, cat) = (state.store.clone(), state.catalog.clone());
     let by = signed.viewer.name.clone();
     let result = blocking(move || {

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode, Uri};
@@ -18,6 +17,7 @@ use maud::{html, Markup};
 use uuid::Uuid;
 
 use super::page::{self, bytes, csrf, duration, offset, time, visible, Nav};
+use super::AdminForm;
 use super::{blocking, error_page, redirect, with_param, Form, Refused, Signed};
 use crate::api::Shared;
 use crate::catalog::{Catalog, SessionEntry, SessionQuery, Sort, Status};
@@ -561,14 +561,9 @@ async fn cast(
 
 async fn hold(
     State(state): State<Shared>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm { signed, form }: AdminForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Err(r) = signed.admin_form(&form) {
-        return r.into_response();
-    }
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return r.into_response(),
@@ -649,14 +644,9 @@ async fn auditors_form(
 
 async fn auditors_save(
     State(state): State<Shared>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm { signed, form }: AdminForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Err(r) = signed.admin_form(&form) {
-        return r.into_response();
-    }
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return r.into_response(),
