@@ -430,7 +430,7 @@ curl -fsS -o /dev/null -c "$DEMO/cookies" --data-urlencode name=admin \
 LISTED="$(curl -fsS -b "$DEMO/cookies" "$PLATFORM/sessions" | grep -o 'data-id="' | wc -l)"
 note "Remote Sessions lists $LISTED sessions"
 [ "$LISTED" -ge 3 ] || { echo "demo: the web UI lists $LISTED sessions" >&2; exit 1; }
-curl -fsS -b "$DEMO/cookies" "$PLATFORM/sessions/$TT_ID" | grep -q 'hello from a recorded session' ||
+curl -fsS -b "$DEMO/cookies" "$PLATFORM/sessions/$TT_ID" | grep -q "interactive: $ANN on" ||
     { echo "demo: the Session Log of $TT_ID lacks what was typed" >&2; exit 1; }
 note "the Session Log of the interactive ssh session shows what was typed"
 curl -fsS -b "$DEMO/cookies" "$PLATFORM/sessions?service=ping" | grep -q 'ping -c 4' ||
