@@ -32,9 +32,7 @@ fn open(data: &Path) -> Result<SqliteStore> {
 /// Adds a platform user; the password is the first line of stdin.
 pub fn create_user(data: &Path, name: &str, role: Role) -> Result<()> {
     let name = name.trim();
-    if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!("invalid user name {name:?}");
-    }
+    auth::check_user_name(name).map_err(anyhow::Error::msg)?;
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint!("password for {name} (shown as typed; pipe it in to avoid that): ");
@@ -49,6 +47,7 @@ pub fn create_user(data: &Path, name: &str, role: Role) -> Result<()> {
     if password.is_empty() {
         bail!("empty password (give it on stdin)");
     }
+    auth::check_new_password(password).map_err(anyhow::Error::msg)?;
     let hash = auth::hash_password(password)?;
     open(data)?.add_user(name, role, &hash)?;
     eprintln!("user {name} ({}) created", role.as_str());

@@ -66,6 +66,35 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|e| AuthError::Password(e.to_string()))
 }
 
+/// The shortest password a platform user may have.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// A platform user's name: 1 to 64 characters, no white space or control characters.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(format!("user name {name:?}: 1 to 64 characters"));
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "user name {name:?}: no spaces or control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// A new password: at least [`MIN_PASSWORD_CHARS`] characters, at most 1024 bytes.
+pub fn check_new_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "the password needs at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    if password.len() > 1024 {
+        return Err("the password is longer than 1024 bytes".into());
+    }
+    Ok(())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -187,6 +187,7 @@ pub struct SessionPage {
 pub struct PlatformUser {
     pub name: String,
     pub role: Role,
+    pub created_at: i64,
 }
 
 /// A line of the access log.
@@ -269,6 +270,14 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// The user's role and password hash.
     fn user_login(&self, name: &str) -> Result<Option<(Role, String)>, StoreError>;
+
+    /// Replaces a platform user's password hash and ends their signed-in sessions; false when
+    /// there is no such user.
+    fn set_password(&self, name: &str, hash: &str, by: &str) -> Result<bool, StoreError>;
+
+    /// Removes a platform user, their sessions and auditor assignments; false when there is no
+    /// such user. The access log keeps what they did.
+    fn remove_user(&self, name: &str, by: &str) -> Result<bool, StoreError>;
 
     fn log_access(
         &self,

@@ -550,22 +550,27 @@ fn admin_users_and_the_data_directory() {
 
     let out = s.admin(
         &["create-user", "carol", "--role", "auditor"],
-        "pa55 word\n",
+        "pa55 word, long enough\n",
     );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = s.admin(&["create-user", "carol", "--role", "admin"], "other\n");
+    let out = s.admin(
+        &["create-user", "carol", "--role", "admin"],
+        "another one, long\n",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     let out = s.admin(&["create-user", "dave", "--role", "admin"], "");
     assert!(!out.status.success(), "an empty password is refused");
+    let out = s.admin(&["create-user", "dave", "--role", "admin"], "short\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
     let db = std::fs::read(s.data().join("segura-server.db")).unwrap();
     let wal = std::fs::read(s.data().join("segura-server.db-wal")).unwrap_or_default();
     for bytes in [&db, &wal] {
-        assert!(!bytes.windows(9).any(|w| w == b"pa55 word"));
+        assert!(!bytes.windows(22).any(|w| w == b"pa55 word, long enough"));
     }
     // Recordings listing works on an empty platform, as a table and as JSON.
     assert_eq!(s.recordings(), json!([]));

@@ -502,3 +502,76 @@ fn an_admin_approves_a_host_and_a_user_in_the_browser() {
         "{log}"
     );
 }
+
+#[test]
+fn an_admin_adds_resets_and_removes_accounts_in_the_browser() {
+    let (server, env) = platform(&[]);
+    let b = Browser::start();
+    sign_in(&b, &server, ADMIN);
+    b.click_on("a[href=\"/accounts\"]");
+    b.find("form.account");
+    // The admin cannot remove their own account.
+    assert!(b
+        .find_all(&format!(
+            "tr[data-account={}] form[action$=\"/remove\"]",
+            ADMIN.0
+        ))
+        .is_empty());
+    let add = |name: &str, pw: &str, pw2: &str| {
+        b.fill("form.account input[name=name]", name);
+        b.select("form.account select[name=role]", "auditor");
+        b.fill("form.account input[name=password]", pw);
+        b.fill("form.account input[name=password2]", pw2);
+        // Past the browser's own checks, to see the server's.
+        b.exec(
+            "document.querySelector('form.account').noValidate = true",
+            json!([]),
+        );
+        b.click_on("form.account button[type=submit]");
+        b.find("h1");
+    };
+    add("carl", "short", "short");
+    assert!(
+        b.text("p.error").contains("at least 12 characters"),
+        "{}",
+        b.text("main")
+    );
+    add("carl", "carl-long-password", "carl-other-password");
+    assert!(b.text("p.error").contains("differ"));
+    add("carl bad", "carl-long-password", "carl-long-password");
+    assert!(b.text("p.error").contains("no spaces"));
+    add("carl", "carl-long-password", "carl-long-password");
+    assert!(b.text("tr[data-account=carl]").contains("auditor"));
+    add("carl", "carl-long-password", "carl-long-password");
+    assert!(b.text("p.error").contains("already exists"));
+    shot(&b, &env, "accounts");
+
+    // The new auditor signs in, sees no admin page.
+    let carl = server.web("carl", "carl-long-password");
+    assert_eq!(carl.get("/sessions").0, 200);
+    assert_eq!(carl.get("/accounts").0, 403);
+    // A new password ends carl's sign-ins.
+    b.goto(&format!("{}/accounts", server.url()));
+    b.fill(
+        "tr[data-account=carl] input[name=password]",
+        "carl-new-password",
+    );
+    b.click_on("tr[data-account=carl] form[action$=\"/password\"] button");
+    b.find("form.account");
+    assert_eq!(carl.get("/sessions").0, 303, "sent to sign in again");
+    assert!(server.try_web("carl", "carl-long-password").is_none());
+    let carl = server.web("carl", "carl-new-password");
+    // Removed: signed out at once, and no way back in.
+    b.click_on("tr[data-account=carl] form[action$=\"/remove\"] button");
+    b.accept_alert();
+    b.wait_until("carl removed", Duration::from_secs(5), |b| {
+        b.find_all("tr[data-account=carl]").is_empty()
+    });
+    assert_eq!(carl.get("/sessions").0, 303);
+    assert!(server.try_web("carl", "carl-new-password").is_none());
+    b.goto(&format!("{}/access-log", server.url()));
+    let log = b.text("table.access");
+    for action in ["add-account", "set-password", "remove-account"] {
+        assert!(log.contains(action), "{action}: {log}");
+    }
+}

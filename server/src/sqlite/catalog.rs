@@ -690,18 +690,25 @@ impl Catalog for SqliteStore {
     fn users(&self) -> Result<Vec<PlatformUser>, StoreError> {
         let conn = self.reader()?;
         let mut st = conn
-            .prepare("SELECT name, role FROM users ORDER BY name")
+            .prepare("SELECT name, role, created_at FROM users ORDER BY name")
             .map_err(self.sql())?;
         let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
             .map_err(self.sql())?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.sql())?;
         rows.into_iter()
-            .map(|(name, role)| {
+            .map(|(name, role, created_at)| {
                 Ok(PlatformUser {
                     role: role_of(&name, &role)?,
                     name,
+                    created_at,
                 })
             })
             .collect()
@@ -719,6 +726,41 @@ impl Catalog for SqliteStore {
             .map_err(self.sql())?;
         row.map(|(role, hash)| Ok((role_of(name, &role)?, hash)))
             .transpose()
+    }
+
+    fn set_password(&self, name: &str, hash: &str, by: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let n = tx
+            .execute(
+                "UPDATE users SET password_hash = ?1 WHERE name = ?2",
+                params![hash, name],
+            )
+            .map_err(self.sql())?;
+        if n == 1 {
+            tx.execute("DELETE FROM web_sessions WHERE user = ?1", [name])
+                .map_err(self.sql())?;
+            log_access_conn(&tx, by, "set-password", None, name).map_err(self.sql())?;
+        }
+        tx.commit().map_err(self.sql())?;
+        Ok(n == 1)
+    }
+
+    fn remove_user(&self, name: &str, by: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let n = tx
+            .execute("DELETE FROM users WHERE name = ?1", [name])
+            .map_err(self.sql())?;
+        if n == 1 {
+            for table in ["web_sessions", "session_auditors", "rule_auditors"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [name])
+                    .map_err(self.sql())?;
+            }
+            log_access_conn(&tx, by, "remove-account", None, name).map_err(self.sql())?;
+        }
+        tx.commit().map_err(self.sql())?;
+        Ok(n == 1)
     }
 
     fn log_access(

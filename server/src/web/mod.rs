@@ -5,6 +5,7 @@
 //! SameSite=Strict cookie; every form carries the session's CSRF token, and a POST from another
 //! site is refused whatever it carries.
 
+mod accounts;
 mod hosts;
 mod page;
 mod policies;
@@ -83,6 +84,7 @@ pub fn router() -> Router<Shared> {
         .merge(sessions::routes())
         .merge(policies::routes())
         .merge(hosts::routes())
+        .merge(accounts::routes())
         .route("/static/{file}", get(page::asset))
         .route("/favicon.ico", get(page::favicon))
         .layer(middleware::from_fn(security_headers))

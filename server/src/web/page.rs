@@ -64,6 +64,7 @@ pub enum Nav {
     Policies,
     Hosts,
     Users,
+    Accounts,
     Log,
 }
 
@@ -111,6 +112,7 @@ pub fn layout_with(
                                 (item(Nav::Policies, "/policies", "Policies"))
     (item(Nav::Hosts, "/hosts", "Hosts"))
                                 (item(Nav::Users, "/users", "Users"))
+                            (item(Nav::Accounts, "/accounts", "Accounts"))
                                 (item(Nav::Log, "/access-log", "Access log"))
                             }
                         }

@@ -633,7 +633,7 @@ async fn auditors_form(
                         }
                     }
                     @if !users.iter().any(|u| u.role == Role::Auditor) {
-                        p { "There are no auditors yet (segura-server admin create-user NAME --role auditor)." }
+                        p { "There are no auditors yet: add one on the " a href="/accounts" { "Accounts" } " page." }
                     }
                 }
                 button type="submit" { "Save" }
