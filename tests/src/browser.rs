@@ -175,6 +175,54 @@ impl Browser {
         self.call("POST", &format!("/element/{}/click", e.0), None);
     }
 
+    /// Marks the current document, so that [`Browser::wait_loaded`] can tell when another
+    /// replaced it.
+    pub fn mark(&self) {
+        self.exec(
+            "document.documentElement.dataset.seguraOld = '1'",
+            json!([]),
+        );
+    }
+
+    /// Waits until the marked document has given way to a new, loaded one.
+    pub fn wait_loaded(&self) {
+        let url = format!("{}/session/{}/execute/sync", self.base, self.session);
+        let script = "return !document.documentElement.dataset.seguraOld \
+                      && document.readyState === 'complete'";
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // While the page changes, a script may find no document: try again.
+            let loaded = self
+                .http
+                .post(&url)
+                .send_json(json!({ "script": script, "args": [] }))
+                .ok()
+                .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+                .is_some_and(|v| v["value"] == true);
+            if loaded {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new page loaded after {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Clicks what `css` matches and waits for the page it leads to.
+    pub fn click_to_load(&self, css: &str) {
+        let e = self.find(css);
+        self.click_el_to_load(&e);
+    }
+
+    pub fn click_el_to_load(&self, e: &El) {
+        self.mark();
+        self.click(e);
+        self.wait_loaded();
+    }
+
     /// Clicks the first element matching `css`.
     pub fn click_on(&self, css: &str) {
         let e = self.find(css);

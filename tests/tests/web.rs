@@ -75,7 +75,7 @@ fn sign_in(b: &Browser, server: &Server, (name, pw): (&str, &str)) {
     b.find("form.signin");
     b.fill("input[name=name]", name);
     b.fill("input[name=password]", pw);
-    b.click_on("form.signin button[type=submit]");
+    b.click_to_load("form.signin button[type=submit]");
     b.find("h1");
     assert!(b.url().ends_with("/sessions"), "{}", b.url());
     assert!(b.text(".who").starts_with(name), "{}", b.text(".who"));
@@ -85,7 +85,7 @@ fn sign_out(b: &Browser) {
     if b.try_text("form.signout").is_none() {
         b.goto(&b.url().split("/").take(3).collect::<Vec<_>>().join("/"));
     }
-    b.click_on("form.signout button[type=submit]");
+    b.click_to_load("form.signout button[type=submit]");
     b.find("form.signin");
 }
 
@@ -164,7 +164,7 @@ fn remote_sessions_log_and_video_in_a_real_browser() {
     b.goto(&format!("{}/sessions", server.url()));
     b.fill("form.filters input[name=user]", "root");
     b.select("form.filters select[name=status]", "ended");
-    b.click_on("form.filters button[type=submit]");
+    b.click_to_load("form.filters button[type=submit]");
     b.wait_until("the filtered list", Duration::from_secs(5), |b| {
         b.url().contains("user=root")
     });
@@ -181,7 +181,7 @@ fn remote_sessions_log_and_video_in_a_real_browser() {
 
     // Session Log: metadata, commands with offsets, transcript with find.
     b.goto(&format!("{}/sessions", server.url()));
-    b.click_on(&format!(
+    b.click_to_load(&format!(
         "tr[data-id=\"{shell}\"] td.actions a[href$=\"{shell}\"]"
     ));
     b.find("table.commands");
@@ -196,7 +196,7 @@ fn remote_sessions_log_and_video_in_a_real_browser() {
         "{transcript}"
     );
     b.fill("form.find input[name=find]", "beta");
-    b.click_on("form.find button[type=submit]");
+    b.click_to_load("form.find button[type=submit]");
     b.find("ol.hits");
     assert!(
         b.text("p.count").starts_with("2 matching lines"),
@@ -211,7 +211,7 @@ fn remote_sessions_log_and_video_in_a_real_browser() {
     let t_alpha: f64 = b.attr(&links[0], "data-t").unwrap().parse().unwrap();
     let t_beta: f64 = b.attr(&links[1], "data-t").unwrap().parse().unwrap();
     assert!(t_beta - t_alpha >= 1.4, "{t_alpha} {t_beta}");
-    b.click(&links[1]);
+    b.click_el_to_load(&links[1]);
     b.find("#player");
     b.wait_until(
         "the player at the second command",
@@ -307,7 +307,7 @@ fn prevent_purge_keeps_a_session_through_the_retention_purge() {
     let b = Browser::start();
     sign_in(&b, &server, ADMIN);
     assert_eq!(listed(&b), 2);
-    b.click_on(&format!(
+    b.click_to_load(&format!(
         "tr[data-id=\"{kept}\"] form[action$=\"/hold\"] button"
     ));
     b.find(&format!("tr[data-id=\"{kept}\"] .hold"));
@@ -317,7 +317,7 @@ fn prevent_purge_keeps_a_session_through_the_retention_purge() {
 
     b.goto(&format!("{}/access-log", server.url()));
     assert!(b.text("main").contains("older than 1 seconds"));
-    b.click_on("form[action=\"/purge\"] button");
+    b.click_to_load("form[action=\"/purge\"] button");
     b.find("table.purges");
     let purged = b.text("table.purges");
     assert!(
@@ -347,9 +347,9 @@ fn auditors_see_only_the_sessions_they_are_assigned_to() {
     sync(&env);
     let b = Browser::start();
     sign_in(&b, &server, ADMIN);
-    b.click_on(&format!("tr[data-id=\"{a}\"] a[href$=\"/auditors\"]"));
+    b.click_to_load(&format!("tr[data-id=\"{a}\"] a[href$=\"/auditors\"]"));
     b.click_on(&format!("input[name=auditor][value=\"{}\"]", AUDITOR.0));
-    b.click_on("form.auditors button[type=submit]");
+    b.click_to_load("form.auditors button[type=submit]");
     b.find(&format!(
         "input[name=auditor][value=\"{}\"]:checked",
         AUDITOR.0
@@ -405,7 +405,7 @@ fn a_rule_made_in_the_policy_form_reaches_the_host_on_its_next_sync() {
     sign_in(&b, &server, ADMIN);
     b.goto(&format!("{}/policies", server.url()));
     b.click_on("details.menu summary");
-    b.click_on("details.menu a[href=\"/policies/new?scope=user\"]");
+    b.click_to_load("details.menu a[href=\"/policies/new?scope=user\"]");
     assert_eq!(b.text("h1"), "New rule for user");
     // Only the user picker shows for a rule for a user; it offers the approved users.
     assert!(
@@ -416,7 +416,7 @@ fn a_rule_made_in_the_policy_form_reaches_the_host_on_its_next_sync() {
     );
     b.select("select[name=scope_user]", "root");
     // Refused: no name, no subject; the errors sit beside their fields.
-    b.click_on("form.rule button[type=submit]");
+    b.click_to_load("form.rule button[type=submit]");
     b.find("#name-error");
     assert!(b.text("#name-error").contains("must not be empty"));
     // The Application tab holds the subject and shows its error when opened.
@@ -433,7 +433,7 @@ fn a_rule_made_in_the_policy_form_reaches_the_host_on_its_next_sync() {
     b.select("select[name=subject_type]", "user");
     b.fill("input[name=subject]", "root");
     shot(&b, &env, "policy-form");
-    b.click_on("form.rule button[type=submit]");
+    b.click_to_load("form.rule button[type=submit]");
     b.find("p.notice");
     assert!(b.text("p.notice").contains("web: record root"));
     assert!(b.text("table.rules").contains("user root"));
@@ -445,7 +445,7 @@ fn a_rule_made_in_the_policy_form_reaches_the_host_on_its_next_sync() {
     b.select("select[name=guideline]", "binary-run");
     b.click_on("button[data-tab=application]");
     b.fill("input[name=subject]", "root");
-    b.click_on("form.rule button[type=submit]");
+    b.click_to_load("form.rule button[type=submit]");
     b.find("#application_path-error");
 
     let check = || -> serde_json::Value {
@@ -473,7 +473,7 @@ fn an_admin_approves_a_host_and_a_user_in_the_browser() {
         "{}",
         b.text("table.hosts")
     );
-    b.click_on("form[action$=\"/approve\"] button");
+    b.click_to_load("form[action$=\"/approve\"] button");
     b.find("span.approval.approved");
     assert_eq!(list(&b, &server, ""), 1);
     // Its user is not approved yet: kept and flagged.
@@ -485,7 +485,7 @@ fn an_admin_approves_a_host_and_a_user_in_the_browser() {
     b.goto(&format!("{}/users", server.url()));
     assert!(b.text("tr[data-user=root]").contains("not approved"));
     shot(&b, &env, "users");
-    b.click_on("tr[data-user=root] form[action$=\"/approve\"] button");
+    b.click_to_load("tr[data-user=root] form[action$=\"/approve\"] button");
     b.wait_until("root approved", Duration::from_secs(5), |b| {
         let t = b.text("tr[data-user=root]");
         t.contains(" by ada") && !t.contains("not approved")
@@ -508,7 +508,7 @@ fn an_admin_adds_resets_and_removes_accounts_in_the_browser() {
     let (server, env) = platform(&[]);
     let b = Browser::start();
     sign_in(&b, &server, ADMIN);
-    b.click_on("a[href=\"/accounts\"]");
+    b.click_to_load("a[href=\"/accounts\"]");
     b.find("form.account");
     // The admin cannot remove their own account.
     assert!(b
@@ -527,7 +527,7 @@ fn an_admin_adds_resets_and_removes_accounts_in_the_browser() {
             "document.querySelector('form.account').noValidate = true",
             json!([]),
         );
-        b.click_on("form.account button[type=submit]");
+        b.click_to_load("form.account button[type=submit]");
         b.find("h1");
     };
     add("carl", "short", "short");
@@ -556,14 +556,16 @@ fn an_admin_adds_resets_and_removes_accounts_in_the_browser() {
         "tr[data-account=carl] input[name=password]",
         "carl-new-password",
     );
-    b.click_on("tr[data-account=carl] form[action$=\"/password\"] button");
+    b.click_to_load("tr[data-account=carl] form[action$=\"/password\"] button");
     b.find("form.account");
     assert_eq!(carl.get("/sessions").0, 303, "sent to sign in again");
     assert!(server.try_web("carl", "carl-long-password").is_none());
     let carl = server.web("carl", "carl-new-password");
     // Removed: signed out at once, and no way back in.
+    b.mark();
     b.click_on("tr[data-account=carl] form[action$=\"/remove\"] button");
     b.accept_alert();
+    b.wait_loaded();
     b.wait_until("carl removed", Duration::from_secs(5), |b| {
         b.find_all("tr[data-account=carl]").is_empty()
     });
