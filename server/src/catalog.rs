@@ -200,6 +200,32 @@ pub struct AccessEntry {
     pub detail: String,
 }
 
+/// An audit event (a binary run, a file transfer) as the Audit page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub id: String,
+    pub at: i64,
+    pub kind: String,
+    pub user: String,
+    /// The enrolled name of the host that sent it.
+    pub hostname: String,
+    pub body: serde_json::Value,
+}
+
+/// The Audit page's filters; empty ones do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub user: String,
+    pub host: String,
+    pub kind: String,
+    /// Substring of the program path or command.
+    pub program: String,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
 /// A line of the purge log.
 #[derive(Debug, Clone, Serialize)]
 pub struct PurgeEntry {
@@ -332,6 +358,9 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Names of approved, unrevoked hosts, and of approved users: what rules may be scoped to.
     fn approved_scopes(&self) -> Result<(Vec<String>, Vec<String>), StoreError>;
+
+    /// Audit events of approved hosts, newest first, and how many match.
+    fn audit_events(&self, q: &AuditQuery) -> Result<(u64, Vec<AuditRow>), StoreError>;
 
     /// Up to `limit` ended recordings whose text is not indexed yet.
     fn unindexed(&self, limit: u64) -> Result<Vec<Uuid>, StoreError>;

@@ -156,3 +156,60 @@ fn recordings_belong_to_the_identically_named_user_across_hosts() {
         .unwrap();
     assert!(out.status.success());
 }
+
+#[test]
+fn the_audit_page_lists_binary_runs_and_transfers_of_approved_hosts() {
+    use libsegura::spool::{AuditEvent, Spool, SpoolOptions};
+    let server = Server::new();
+    server.add_user(ADMIN.0, "admin", ADMIN.1);
+    let (env, host_id) = host(&server, "ws-audit");
+    // Two events, as segura-launch and segura-shell write them into the spool.
+    {
+        std::fs::create_dir_all(env.spool.parent().unwrap()).unwrap();
+        let spool = Spool::open(&env.spool, SpoolOptions::default()).unwrap();
+        let now = libsegura::time::now_us();
+        for (kind, body) in [
+            (
+                "binary-run",
+                serde_json::json!({"path": "/usr/bin/ping", "argv": ["ping", "-c", "1", "<b>x</b>"],
+                    "exit_code": 0, "duration_us": 1_200_000, "recorded": null}),
+            ),
+            (
+                "file-transfer",
+                serde_json::json!({"command": ["sftp-server"], "bytes_from_host": 10,
+                    "exit_code": 0, "duration_us": 5_000}),
+            ),
+        ] {
+            spool
+                .add_audit_event(&AuditEvent {
+                    id: uuid::Uuid::now_v7(),
+                    at: now,
+                    kind: kind.into(),
+                    user: "dora".into(),
+                    host: "ws-audit".into(),
+                    body,
+                })
+                .unwrap();
+        }
+    }
+    env.ok(["sync"]);
+    let web = server.web(ADMIN.0, ADMIN.1);
+    // A pending host's events wait with its sessions.
+    let (_, page) = web.get("/audit");
+    assert!(page.contains("0 events"), "{page}");
+    server.admin(&["approve-host", &host_id]);
+    let (status, page) = web.get("/audit");
+    assert_eq!(status, 200);
+    assert!(page.contains("2 events"), "{page}");
+    assert!(
+        page.contains("ping -c 1 &lt;b&gt;x&lt;/b&gt;"),
+        "escaped: {page}"
+    );
+    assert!(page.contains("not recorded"));
+    let (_, page) = web.get("/audit?kind=file-transfer");
+    assert!(page.contains("1 events") && page.contains("sftp-server"));
+    let (_, page) = web.get("/audit?program=ping&user=dora");
+    assert!(page.contains("1 events"));
+    let (_, page) = web.get("/audit?user=nobody");
+    assert!(page.contains("0 events"));
+}

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{count, from_json, parse_uuid, SqliteStore};
 use crate::catalog::{
-    AccessEntry, Catalog, EndpointUser, HostRow, PlatformUser, PurgeEntry, SessionEntry,
-    SessionPage, SessionQuery, Sort, Status, Viewer, WebSession,
+    AccessEntry, AuditQuery, AuditRow, Catalog, EndpointUser, HostRow, PlatformUser, PurgeEntry,
+    SessionEntry, SessionPage, SessionQuery, Sort, Status, Viewer, WebSession,
 };
 use crate::store::{Role, StoreError};
 
@@ -102,6 +102,7 @@ ALTER TABLE hosts ADD COLUMN decided_by TEXT;
 ALTER TABLE sessions ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
 -- Partial: only the few quarantined rows, so no plan is tempted to walk quarantined = 0.
 CREATE INDEX sessions_quarantined ON sessions(num) WHERE quarantined = 1;
+CREATE INDEX audit_events_by_time ON audit_events(at);
 -- The list's other sort orders.
 CREATE INDEX sessions_by_size ON sessions(bytes);
 CREATE INDEX sessions_by_duration ON sessions((coalesce(ended_at, started_at) - started_at));
@@ -854,6 +855,21 @@ impl Catalog for SqliteStore {
                 bytes: count(bytes),
             });
         }
+        // Audit events follow the same retention (nothing holds them).
+        let events = tx
+            .execute("DELETE FROM audit_events WHERE at < ?1", [before])
+            .map_err(self.sql())?;
+        if events > 0 {
+            log_access_conn(
+                &tx,
+                by,
+                "purge-audit",
+                None,
+                &format!("{events} audit events"),
+            )
+            .map_err(self.sql())?;
+            tracing::info!(events, by, "audit events purged (older than the retention)");
+        }
         // Logins whose recordings are all gone leave no row behind them.
         tx.execute(
             "DELETE FROM logins WHERE opened_at < ?1
@@ -1160,6 +1176,85 @@ impl Catalog for SqliteStore {
         ))
     }
 
+    fn audit_events(&self, q: &AuditQuery) -> Result<(u64, Vec<AuditRow>), StoreError> {
+        let mut cond: Vec<&str> = vec!["h.state = 'approved'"];
+        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        if !q.user.trim().is_empty() {
+            let (lo, hi) = prefix_range(&q.user);
+            cond.push("a.user >= ? AND a.user < ?");
+            args.push(Box::new(lo));
+            args.push(Box::new(hi));
+        }
+        if !q.host.trim().is_empty() {
+            let (lo, hi) = prefix_range(&q.host);
+            cond.push("h.hostname >= ? AND h.hostname < ?");
+            args.push(Box::new(lo));
+            args.push(Box::new(hi));
+        }
+        if !q.kind.trim().is_empty() {
+            cond.push("a.kind = ?");
+            args.push(Box::new(q.kind.trim().to_string()));
+        }
+        if !q.program.trim().is_empty() {
+            cond.push("a.body LIKE ? ESCAPE '\\'");
+            args.push(Box::new(contains(&q.program)));
+        }
+        if let Some(from) = q.from {
+            cond.push("a.at >= ?");
+            args.push(Box::new(from));
+        }
+        if let Some(to) = q.to {
+            cond.push("a.at < ?");
+            args.push(Box::new(to));
+        }
+        let filter = format!(
+            "FROM audit_events a JOIN hosts h ON h.id = a.host_id WHERE {}",
+            cond.join(" AND ")
+        );
+        let conn = self.reader()?;
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) {filter}"))
+            .and_then(|mut st| st.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+            .map_err(self.sql())?;
+        args.push(Box::new(
+            i64::try_from(q.limit.clamp(1, 500)).unwrap_or(100),
+        ));
+        args.push(Box::new(i64::try_from(q.offset).unwrap_or(i64::MAX)));
+        let rows: Vec<(String, i64, String, String, String, String)> = conn
+            .prepare_cached(&format!(
+                "SELECT a.id, a.at, a.kind, a.user, h.hostname, a.body {filter}
+                 ORDER BY a.at DESC, a.id DESC LIMIT ? OFFSET ?"
+            ))
+            .and_then(|mut st| {
+                st.query_map(params_from_iter(args.iter()), |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()
+            })
+            .map_err(self.sql())?;
+        let rows = rows
+            .into_iter()
+            .map(|(id, at, kind, user, hostname, body)| {
+                Ok(AuditRow {
+                    body: from_json(&format!("audit event {id}"), &body)?,
+                    id,
+                    at,
+                    kind,
+                    user,
+                    hostname,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((count(total), rows))
+    }
+
     fn unindexed(&self, limit: u64) -> Result<Vec<Uuid>, StoreError> {
         let ids = {
             let conn = self.reader()?;
@@ -1431,6 +1526,29 @@ mod tests {
         assert_eq!(left.entries[0].id, rec.meta.id);
         assert!(s.recording(&attached.meta.id.to_string()).is_err());
         assert_eq!(s.purge_log(10).unwrap().len(), 1);
+        // Audit events older than the retention go too.
+        let old = libsegura::spool::AuditEvent {
+            id: Uuid::now_v7(),
+            at: 50,
+            kind: "binary-run".into(),
+            user: "carol".into(),
+            host: "ws1".into(),
+            body: json!({}),
+        };
+        let new = libsegura::spool::AuditEvent {
+            id: Uuid::now_v7(),
+            at: 500,
+            ..old.clone()
+        };
+        s.add_audit(host, &[old, new]).unwrap();
+        s.purge(100, "test").unwrap();
+        let (n, left) = s
+            .audit_events(&AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!((n, left[0].at), (1, 500));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! site is refused whatever it carries.
 
 mod accounts;
+mod audit;
 mod hosts;
 mod page;
 mod policies;
@@ -85,6 +86,7 @@ pub fn router() -> Router<Shared> {
         .merge(policies::routes())
         .merge(hosts::routes())
         .merge(accounts::routes())
+        .merge(audit::routes())
         .route("/static/{file}", get(page::asset))
         .route("/favicon.ico", get(page::favicon))
         .layer(middleware::from_fn(security_headers))

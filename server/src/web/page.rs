@@ -61,6 +61,7 @@ pub async fn favicon() -> Response {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Sessions,
+    Audit,
     Policies,
     Hosts,
     Users,
@@ -109,7 +110,8 @@ pub fn layout_with(
                         nav {
                             (item(Nav::Sessions, "/sessions", "Remote Sessions"))
                             @if admin {
-                                (item(Nav::Policies, "/policies", "Policies"))
+                                (item(Nav::Audit, "/audit", "Audit"))
+                            (item(Nav::Policies, "/policies", "Policies"))
     (item(Nav::Hosts, "/hosts", "Hosts"))
                                 (item(Nav::Users, "/users", "Users"))
                             (item(Nav::Accounts, "/accounts", "Accounts"))
