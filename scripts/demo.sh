@@ -194,7 +194,7 @@ cleanup() {
         echo "  platform:   $ROOT/target/release/segura-server admin recordings --data $DEMO/platform"
         echo "  web UI:     $ROOT/target/release/segura-server serve --listen 127.0.0.1:8080 --data $DEMO/platform"
         echo "              then open http://127.0.0.1:8080/ and sign in as admin, password in $DEMO/admin-password"
-        echo "              (Remote Sessions, Session Log, Session Video, Policies, Hosts, Access log)"
+        echo "              (Remote Sessions, Session Log, Session Video, Audit, Policies, Hosts, Users, Accounts, Access log)"
         echo "Remove it with: rm -rf $DEMO"
     else
         echo "demo: FAILED (exit $rc); what it made is in $DEMO (sshd log: $DEMO/ssh/sshd.log)" >&2
@@ -436,6 +436,9 @@ note "the Session Log of the interactive ssh session shows what was typed"
 curl -fsS -b "$DEMO/cookies" "$PLATFORM/sessions?service=ping" | grep -q 'ping -c 4' ||
     { echo "demo: the ping run is not in the web UI" >&2; exit 1; }
 note "the recorded ping run is there too (filter: service or binary = ping)"
+curl -fsS -b "$DEMO/cookies" "$PLATFORM/audit?program=ping" | grep -q 'ping -c 4' ||
+    { echo "demo: the ping run is not on the Audit page" >&2; exit 1; }
+note "and on the Audit page, with its exit status and duration"
 rm -f "$DEMO/cookies"
 show ls -l "$DEMO/spool"
 OK=1
