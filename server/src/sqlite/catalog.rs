@@ -807,18 +807,8 @@ impl Catalog for SqliteStore {
                  WHERE started_at < ?1 AND hold = 0",
             )
             .and_then(|mut st| {
-                st.query_map([before], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()
+                st.query_map([before], |r| r.try_into())?
+                    .collect::<Result<_, _>>()
             })
             .map_err(self.sql())?;
         let mut out = Vec::new();
@@ -1226,17 +1216,8 @@ impl Catalog for SqliteStore {
                  ORDER BY a.at DESC, a.id DESC LIMIT ? OFFSET ?"
             ))
             .and_then(|mut st| {
-                st.query_map(params_from_iter(args.iter()), |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()
+                st.query_map(params_from_iter(args.iter()), |r| r.try_into())?
+                    .collect::<Result<_, _>>()
             })
             .map_err(self.sql())?;
         let rows = rows
