@@ -459,3 +459,82 @@ fn unwrap_all_puts_every_wrapped_program_back() {
     let out = segura(&install, &["unwrap", "--all"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing is wrapped"));
 }
+
+#[test]
+fn a_recorded_run_inside_an_armed_login_belongs_to_that_login() {
+    let _lock = exclusive();
+    let _etc = EtcSegura::new();
+    let _g = Group::create("sgtrec");
+    let alice = User::create("sgtalice", "sgtrec", &[]);
+    let install = Install::new("");
+    let progs = install.dir.path().join("progs");
+    std::fs::create_dir(&progs).unwrap();
+    std::fs::set_permissions(&progs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let prog = progs.join("prog");
+    std::fs::write(&prog, "#!/bin/sh\necho \"in the login: $*\"\n").unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Logins of sgtrec are armed by PAM; runs of prog by sgtrec are recorded.
+    let mut config = std::fs::read_to_string(&install.config).unwrap();
+    config.push_str(&format!(
+        "\n[[rule]]\nname = \"arm sgtrec\"\nguideline = \"login-session\"\nenable_recording = true\n\
+         subject_type = \"group\"\nsubject = \"sgtrec\"\n\
+         \n[[rule]]\nname = \"record prog\"\nguideline = \"binary-run\"\napplication_path = \"{}\"\n\
+         enable_recording = true\nsubject_type = \"group\"\nsubject = \"sgtrec\"\n",
+        prog.display()
+    ));
+    std::fs::write(&install.config, config).unwrap();
+    segura(
+        &install,
+        &[
+            "wrap",
+            prog.to_str().unwrap(),
+            "--launcher",
+            bin("segura-launch").to_str().unwrap(),
+        ],
+    );
+    let prog_text = prog.display().to_string();
+    let _unwrap = WrapGuard {
+        install: &install,
+        path: &prog_text,
+    };
+    let _su_l = Restore::new("/etc/pam.d/su-l");
+    run(Command::new(bin("segura"))
+        .args(["setup", "--services", "su-l", "--module"])
+        .arg(install.module())
+        .arg("--module-args")
+        .arg(format!("config={}", install.config.display())));
+
+    // su - alice -c PROG: PAM arms the login (alice's shell is not segura-shell here), the
+    // launcher records the run and links it to the login it finds armed for alice.
+    let mut su = Command::new("su");
+    su.args(["-", &alice.name, "-c", &format!("{} x", prog.display())]);
+    let (seen, status) = Term::spawn(&mut su, SIZE, false).finish(Duration::from_secs(30));
+    assert!(status.success(), "{}", String::from_utf8_lossy(&seen));
+    assert!(String::from_utf8_lossy(&seen).contains("in the login: x"));
+    let logins = install.logins();
+    assert_eq!(logins.len(), 1, "{logins:#?}");
+    let recs = install.recordings();
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(
+        (recs[0]["kind"].as_str(), recs[0]["rule"].as_str()),
+        (Some("binary"), Some("record prog"))
+    );
+    let login_id = logins[0]["id"].as_str().expect("the login's id");
+    assert_eq!(
+        recs[0]["login_id"].as_str(),
+        Some(login_id),
+        "{:#?}",
+        recs[0]
+    );
+    // Outside any login (no marker for alice any more), the same run stands alone.
+    let out = as_user(&alice, &[prog.to_str().unwrap(), "y"]);
+    assert_eq!(out.stdout, b"in the login: y\n");
+    let recs = install.recordings();
+    assert_eq!(recs.len(), 2);
+    assert!(
+        recs[0].get("login_id").is_some_and(|v| v.is_null()),
+        "{:#?}",
+        recs[0]
+    );
+    run(Command::new(bin("segura")).args(["setup", "--remove", "--services", "su-l"]));
+}
