@@ -213,3 +213,39 @@ fn the_audit_page_lists_binary_runs_and_transfers_of_approved_hosts() {
     let (_, page) = web.get("/audit?user=nobody");
     assert!(page.contains("0 events"));
 }
+
+#[test]
+fn odd_query_strings_get_pages_or_clear_errors_never_a_crash() {
+    let server = Server::new();
+    server.add_user(ADMIN.0, "admin", ADMIN.1);
+    let web = server.web(ADMIN.0, ADMIN.1);
+    for q in [
+        "page=18446744073709551615",
+        "page=-3",
+        "page=99999999999999999999999",
+        "sort=%00&dir=sideways",
+        "from=2024-13-45&to=yesterday",
+        "status=%3Cscript%3E",
+        "q=%22%22%22%20NEAR(%20*",
+        "user=%25%5F%5C&host=%F0%9F%98%80&group=%E2%80%AE",
+    ] {
+        let (status, page) = web.get(&format!("/sessions?{q}"));
+        assert_eq!(status, 200, "{q}: {page}");
+        assert!(!page.contains("<script>"), "{q}");
+        let (status, _) = web.get(&format!("/audit?{q}"));
+        assert_eq!(status, 200, "{q}");
+    }
+    let (_, page) = web.get("/sessions?from=2024-13-45");
+    assert!(page.contains("is not a date"));
+    for path in [
+        "/sessions/not-a-uuid",
+        "/sessions/00000000-0000-0000-0000-000000000000/video",
+        "/sessions/x/cast",
+        "/nothing-here",
+    ] {
+        let (status, page) = web.get(path);
+        assert_eq!(status, 404, "{path}: {page}");
+    }
+    let (status, _) = web.get("/sessions/00000000-0000-0000-0000-000000000000/video?t=NaN");
+    assert_eq!(status, 404);
+}

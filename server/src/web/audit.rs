@@ -83,7 +83,7 @@ async fn list(State(state): State<Shared>, signed: Signed, uri: Uri) -> Response
         program: form.get("program").into(),
         from: date("from", false),
         to: date("to", true),
-        offset: (page_no - 1) * PAGE_ROWS,
+        offset: (page_no - 1).saturating_mul(PAGE_ROWS),
         limit: PAGE_ROWS,
     };
     let cat = state.catalog.clone();

@@ -87,7 +87,7 @@ fn parse_query(form: &Form) -> (SessionQuery, Vec<String>) {
         text: form.get("q").to_string(),
         sort: Sort::parse(form.get("sort")).unwrap_or_default(),
         descending: form.get("dir") != "asc",
-        offset: (page - 1) * PAGE_ROWS,
+        offset: (page - 1).saturating_mul(PAGE_ROWS),
         limit: PAGE_ROWS,
     };
     (q, errors)
