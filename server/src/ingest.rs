@@ -35,6 +35,8 @@ pub trait ChunkTx {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub stored: u64,
+    /// Payload bytes of the chunks stored.
+    pub stored_raw: u64,
     pub duplicates: u64,
 }
 
@@ -93,6 +95,7 @@ pub fn apply(tx: &mut impl ChunkTx, chunks: &[SealedChunk]) -> Result<Outcome, S
         tx.insert(c)?;
         *slot = Some((held + 1, c.hash));
         out.stored += 1;
+        out.stored_raw = out.stored_raw.saturating_add(c.raw_len);
     }
     Ok(out)
 }
@@ -177,6 +180,7 @@ mod tests {
             r,
             Outcome {
                 stored: 3,
+                stored_raw: out[0].raw_len + inp[0].raw_len + out[1].raw_len,
                 duplicates: 0
             }
         );
@@ -195,6 +199,7 @@ mod tests {
             r,
             Outcome {
                 stored: 2,
+                stored_raw: out[2].raw_len + out[3].raw_len,
                 duplicates: 2
             }
         );

@@ -856,7 +856,8 @@ impl Store for SqliteStore {
         )?;
         let acks = self.acks_of(&tx, num, recording)?;
         if outcome.stored > 0 {
-            catalog::catalog_chunks(&tx, num, recording).map_err(self.sql())?;
+            catalog::catalog_chunks(&tx, recording, outcome.stored, outcome.stored_raw)
+                .map_err(self.sql())?;
         }
         tx.commit().map_err(self.sql())?;
         tracing::debug!(%recording, stored = outcome.stored, duplicates = outcome.duplicates, "chunk batch");

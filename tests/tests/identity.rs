@@ -57,6 +57,9 @@ fn a_pending_host_uploads_into_quarantine_until_approved() {
     server.admin(&["approve-host", &host_id]);
     assert_eq!(server.hosts()[0]["state"], "approved");
     assert_eq!(web.listed(""), vec![id.clone()]);
+    // Every chunk the agent announced is held: ended, not pending upload.
+    assert_eq!(web.listed("status=ended"), vec![id.clone()]);
+    assert!(web.listed("status=pending").is_empty());
     let (status, page) = web.get(&format!("/sessions/{id}"));
     assert_eq!(status, 200);
     assert!(page.contains("while-pending"));

@@ -248,18 +248,23 @@ pub(super) fn catalog_login(tx: &Transaction<'_>, host: &str, row: &LoginRow) ->
     Ok(())
 }
 
-/// After chunks were stored: how much of the recording is held, and so its status.
-pub(super) fn catalog_chunks(tx: &Transaction<'_>, rec: i64, id: Uuid) -> Sql {
-    let (held, bytes): (i64, i64) = tx.query_row(
-        "SELECT count(*), coalesce(sum(raw_len), 0) FROM chunks WHERE rec = ?1",
-        [rec],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let Some((ended, announced)) = tx
+/// After a batch stored `stored` chunks carrying `raw` payload bytes: how much of the
+/// recording is held, and so its status (counted up, not recounted: a batch costs the same
+/// however long the recording already is).
+pub(super) fn catalog_chunks(tx: &Transaction<'_>, id: Uuid, stored: u64, raw: u64) -> Sql {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let Some((ended, announced, held)) = tx
         .query_row(
-            "SELECT ended_at IS NOT NULL, agent_chunks FROM sessions WHERE id = ?1",
-            [id.to_string()],
-            |r| Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?)),
+            "SELECT ended_at IS NOT NULL, agent_chunks, held_chunks + ?2 FROM sessions
+             WHERE id = ?1",
+            params![id.to_string(), n(stored)],
+            |r| {
+                Ok((
+                    r.get::<_, bool>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
         )
         .optional()?
     else {
@@ -267,8 +272,8 @@ pub(super) fn catalog_chunks(tx: &Transaction<'_>, rec: i64, id: Uuid) -> Sql {
     };
     let status = Status::of_recording(ended, count(held), count(announced));
     tx.execute(
-        "UPDATE sessions SET held_chunks = ?1, bytes = ?2, status = ?3 WHERE id = ?4",
-        params![held, bytes, status.as_str(), id.to_string()],
+        "UPDATE sessions SET held_chunks = ?1, bytes = bytes + ?2, status = ?3 WHERE id = ?4",
+        params![held, n(raw), status.as_str(), id.to_string()],
     )?;
     Ok(())
 }
