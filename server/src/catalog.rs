@@ -362,8 +362,8 @@ pub trait Catalog: Send + Sync + 'static {
     /// Audit events of approved hosts, newest first, and how many match.
     fn audit_events(&self, q: &AuditQuery) -> Result<(u64, Vec<AuditRow>), StoreError>;
 
-    /// Up to `limit` ended recordings whose text is not indexed yet.
-    fn unindexed(&self, limit: u64) -> Result<Vec<Uuid>, StoreError>;
+    /// Up to `limit` ended recordings of at most `max_bytes` whose text is not indexed yet.
+    fn unindexed(&self, limit: u64, max_bytes: u64) -> Result<Vec<Uuid>, StoreError>;
 
     /// Stores the transcript and commands of a recording in the full-text index (or marks it
     /// as failed with `None`).

@@ -214,7 +214,13 @@ impl Web {
             .header("Cookie", &self.cookie)
             .call()
             .unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .unwrap();
+        (r.status().as_u16(), body)
     }
 
     /// The ids of the sessions a Remote Sessions page lists (`query` is its query string).

@@ -252,3 +252,32 @@ fn odd_query_strings_get_pages_or_clear_errors_never_a_crash() {
     let (status, _) = web.get("/sessions/00000000-0000-0000-0000-000000000000/video?t=NaN");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_recording_too_large_for_the_browser_is_offered_as_a_download() {
+    let server = Server::new();
+    server.add_user(ADMIN.0, "admin", ADMIN.1);
+    let (env, host_id) = host(&server, "ws-big");
+    server.admin(&["approve-host", &host_id]);
+    env.ok(["rec", "--", "head", "-c", "70M", "/dev/zero"]);
+    let id = env.last_id();
+    env.ok(["sync"]);
+    let web = server.web(ADMIN.0, ADMIN.1);
+    assert_eq!(web.listed("status=ended"), vec![id.clone()]);
+    for path in [format!("/sessions/{id}"), format!("/sessions/{id}/video")] {
+        let (status, page) = web.get(&path);
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            page.contains("70.0 MiB, more than the 64.0 MiB"),
+            "{path}: {page}"
+        );
+        assert!(page.contains("admin export"));
+    }
+    // The player's whole-file fetch is refused; a download is still given.
+    assert_eq!(web.get(&format!("/sessions/{id}/cast")).0, 413);
+    let (status, cast) = web.get(&format!("/sessions/{id}/cast?download=1"));
+    assert_eq!(status, 200);
+    let header: serde_json::Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert!(cast.len() > 70 << 20);
+}

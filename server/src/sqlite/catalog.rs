@@ -1241,19 +1241,23 @@ impl Catalog for SqliteStore {
         Ok((count(total), rows))
     }
 
-    fn unindexed(&self, limit: u64) -> Result<Vec<Uuid>, StoreError> {
+    fn unindexed(&self, limit: u64, max_bytes: u64) -> Result<Vec<Uuid>, StoreError> {
         let ids = {
             let conn = self.reader()?;
             let mut st = conn
                 .prepare_cached(
                     "SELECT id FROM sessions WHERE indexed = 0 AND status = 'ended'
-                       AND kind = 'recording' ORDER BY num LIMIT ?1",
+                       AND kind = 'recording' AND bytes <= ?2 ORDER BY num LIMIT ?1",
                 )
                 .map_err(self.sql())?;
             let rows = st
-                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                    r.get::<_, String>(0)
-                })
+                .query_map(
+                    params![
+                        i64::try_from(limit).unwrap_or(i64::MAX),
+                        i64::try_from(max_bytes).unwrap_or(i64::MAX)
+                    ],
+                    |r| r.get::<_, String>(0),
+                )
                 .map_err(self.sql())?;
             rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?
         };

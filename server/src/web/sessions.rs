@@ -27,6 +27,26 @@ use crate::store::{Role, Store, StoreError};
 const PAGE_ROWS: u64 = 50;
 /// The most of a transcript the full-text index takes.
 const MAX_INDEXED_TEXT: usize = 8 << 20;
+/// Recordings up to this size (payload bytes) are read whole for the Session Log, the Session
+/// Video and the text index; larger ones are offered as a download (or `admin export`).
+pub const MAX_IN_BROWSER: u64 = 64 << 20;
+/// The largest recording the web UI exports as asciicast (it is built in memory).
+const MAX_DOWNLOAD: u64 = 512 << 20;
+
+/// What the page says instead of reading a recording too large for it.
+fn too_large(e: &SessionEntry) -> Markup {
+    html! {
+        p.note role="status" {
+            "This recording holds " (bytes(e.bytes)) ", more than the " (bytes(MAX_IN_BROWSER))
+            " the browser pages read whole. "
+            @if e.bytes <= MAX_DOWNLOAD {
+                a href=(format!("/sessions/{}/cast?download=1", e.id)) { "Download it as asciicast" }
+                " and replay it with asciinema, or export it on the platform host: "
+            } @else { "Export it on the platform host: " }
+            code { "segura-server admin export " (e.id) " --format asciicast|text --data DIR" }
+        }
+    }
+}
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -391,6 +411,19 @@ async fn log(
             },
         );
     }
+    if e.bytes > MAX_IN_BROWSER {
+        return page::layout(
+            &title,
+            &signed,
+            Nav::Sessions,
+            html! {
+                h1 { "Session Log" }
+                (session_actions(&e, &signed))
+                (metadata(&e, None))
+                (too_large(&e))
+            },
+        );
+    }
     let store = state.store.clone();
     let id = e.id;
     let tl = match blocking(move || load_timeline(&store, id)).await {
@@ -466,6 +499,19 @@ async fn video(
         .ok()
         .filter(|v: &f64| v.is_finite() && *v >= 0.0)
         .unwrap_or(0.0);
+    if e.bytes > MAX_IN_BROWSER {
+        let title = format!("Session Video · {}@{}", e.user, e.hostname);
+        return page::layout(
+            &title,
+            &signed,
+            Nav::Sessions,
+            html! {
+                h1 { "Session Video" }
+                (session_actions(&e, &signed))
+                (too_large(&e))
+            },
+        );
+    }
     let store = state.store.clone();
     let id = e.id;
     let tl = match blocking(move || load_timeline(&store, id)).await {
@@ -525,6 +571,12 @@ async fn cast(
     };
     if e.kind != "recording" {
         return error_page(StatusCode::NOT_FOUND, "this login has no recording");
+    }
+    if e.bytes > MAX_DOWNLOAD || (!download && e.bytes > MAX_IN_BROWSER) {
+        return error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "this recording is too large to export through the web UI: use segura-server admin export on the platform host",
+        );
     }
     let store = state.store.clone();
     let id = e.id;
@@ -665,7 +717,7 @@ pub fn start_indexer(store: Arc<dyn Store>, cat: Arc<dyn Catalog>) -> std::io::R
     std::thread::Builder::new()
         .name("text-index".into())
         .spawn(move || loop {
-            match cat.unindexed(16) {
+            match cat.unindexed(16, MAX_IN_BROWSER) {
                 Ok(ids) if !ids.is_empty() => {
                     for id in ids {
                         index_one(&store, &cat, id);
