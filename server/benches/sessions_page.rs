@@ -13,10 +13,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libsegura::spool::{LoginRow, RecordingRow};
+use libsegura::spool::{LoginRow, RecordingKind, RecordingState};
 use segura_server::api::{self, AppState};
 use segura_server::auth;
 use segura_server::catalog::Catalog;
+use segura_server::fixtures;
 use segura_server::limits::RateLimiter;
 use segura_server::sqlite::SqliteStore;
 use segura_server::store::{NewHost, Role, Store};
@@ -101,31 +102,26 @@ fn populate(store: &SqliteStore, sessions: usize) -> Vec<Uuid> {
             continue;
         }
         let binary = roll < 20;
-        let command = if binary {
-            json!(["/usr/bin/ping", "-c", "4", "127.0.0.1"])
-        } else {
-            json!(["-bash"])
-        };
-        let ended = if roll < 23 {
-            json!(null)
-        } else {
-            json!(started + 60_000_000 + rng.below(3_600) as i64 * 1_000_000)
-        };
-        let chunks = if roll < 28 { 3 } else { 0 };
         let id = Uuid::now_v7();
-        let row: RecordingRow = serde_json::from_value(json!({
-            "id": id, "login_id": null, "kind": if binary { "binary" } else { "session" },
-            "user": user, "uid": 1000, "gid": 1000, "group": group, "host": "x",
-            "service": if binary { json!(null) } else { json!("sshd") }, "tty": "/dev/pts/1",
-            "rhost": null, "command": command, "cwd": "/home", "term": "xterm", "mode": "pty",
-            "cols": 80, "rows": 24, "rule": "record-all", "started_at": started,
-            "recorder_pid": 1, "ended_at": ended, "exit_code": 0, "exit_signal": null,
-            "bytes_out": 4096, "bytes_in": 100, "state": if ended.is_null() { "recording" } else { "ended" },
-            "note": null, "chunks": chunks, "chunks_pending_upload": 0, "bytes_pending_upload": 0
-        }))
-        .unwrap();
+        let mut row = fixtures::recording_row(id, "x");
+        let m = &mut row.meta;
+        (m.user, m.group, m.rule, m.started_at) = (user, group, Some("record-all".into()), started);
+        if binary {
+            m.kind = RecordingKind::Binary;
+            m.service = None;
+            m.command = ["/usr/bin/ping", "-c", "4", "127.0.0.1"]
+                .map(String::from)
+                .to_vec();
+        }
+        if roll >= 23 {
+            row.ended_at = Some(started + 60_000_000 + rng.below(3_600) as i64 * 1_000_000);
+            row.state = RecordingState::Ended;
+        }
+        if roll < 28 {
+            row.chunks = 3;
+        }
         store.put_recording(host, &row).unwrap();
-        if chunks == 0 && !ended.is_null() {
+        if row.chunks == 0 && row.ended_at.is_some() {
             let words: Vec<&str> = (0..40).map(|_| WORDS[rng.below(WORDS.len())]).collect();
             let transcript = format!("{} token{}", words.join(" "), i);
             store

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use libsegura::chunk::{ChunkEncoder, Record, Stream};
-use libsegura::spool::{Mode, RecordingKind, RecordingMeta, RecordingRow, RecordingState};
+use libsegura::spool::RecordingRow;
 use libsegura::wire::{
     Acks, ChunkBatch, EnrollResponse, WireChunk, CHUNKS_CONTENT_TYPE, MAX_BATCH_CHUNKS,
     MAX_BODY_BYTES,
@@ -142,44 +142,6 @@ fn agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(300)))
         .build()
         .into()
-}
-
-/// A recording's metadata as an agent would PUT it (as in the server's tests).
-fn recording_row(id: Uuid, host: &str) -> RecordingRow {
-    RecordingRow {
-        meta: RecordingMeta {
-            id,
-            login_id: None,
-            kind: RecordingKind::Session,
-            user: "alice".into(),
-            uid: 1000,
-            gid: 1000,
-            group: "alice".into(),
-            host: host.into(),
-            service: Some("sshd".into()),
-            tty: Some("/dev/pts/3".into()),
-            rhost: Some("10.0.0.9".into()),
-            command: vec!["-bash".into()],
-            cwd: Some("/home/alice".into()),
-            term: Some("xterm-256color".into()),
-            mode: Mode::Pty,
-            cols: 80,
-            rows: 24,
-            rule: Some("r1".into()),
-            started_at: 1_780_000_000_000_000,
-            recorder_pid: 4242,
-        },
-        ended_at: None,
-        exit_code: None,
-        exit_signal: None,
-        bytes_out: 0,
-        bytes_in: 0,
-        state: RecordingState::Recording,
-        note: None,
-        chunks: 0,
-        chunks_pending_upload: 0,
-        bytes_pending_upload: 0,
-    }
 }
 
 /// splitmix64: fast, good enough to defeat zstd.
@@ -608,7 +570,7 @@ fn main() -> Result<()> {
         .map(|(i, (bodies, bearer))| {
             Arc::new(HostLoad {
                 bearer,
-                row: recording_row(ids[i], &format!("loadhost-{i}")),
+                row: segura_server::fixtures::recording_row(ids[i], &format!("loadhost-{i}")),
                 bodies: bodies.expect("every host's data was made"),
             })
         })

@@ -6,6 +6,8 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod catalog;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod ingest;
 pub mod limits;
 pub mod serve;

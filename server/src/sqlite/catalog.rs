@@ -1403,17 +1403,20 @@ mod tests {
         (dir, s, host)
     }
 
+    /// An ended login-shell recording of carol (primary group ops) that announced 2 chunks.
     fn recording(rule: &str, login: Option<Uuid>, started: i64) -> RecordingRow {
-        serde_json::from_value(json!({
-            "id": Uuid::now_v7(), "login_id": login, "kind": "session", "user": "carol",
-            "uid": 1000, "gid": 1000, "group": "ops", "host": "ws1", "service": "sshd",
-            "tty": null, "rhost": null, "command": ["-bash"], "cwd": null, "term": null,
-            "mode": "pty", "cols": 80, "rows": 24, "rule": rule, "started_at": started,
-            "recorder_pid": 1, "ended_at": started + 1, "exit_code": 0, "exit_signal": null,
-            "bytes_out": 0, "bytes_in": 0, "state": "ended", "note": null, "chunks": 2,
-            "chunks_pending_upload": 0, "bytes_pending_upload": 0
-        }))
-        .unwrap()
+        let mut row = crate::fixtures::recording_row(Uuid::now_v7(), "ws1");
+        let m = &mut row.meta;
+        (m.user, m.group, m.rule, m.login_id, m.started_at) = (
+            "carol".into(),
+            "ops".into(),
+            Some(rule.into()),
+            login,
+            started,
+        );
+        (row.ended_at, row.exit_code) = (Some(started + 1), Some(0));
+        (row.state, row.chunks) = (libsegura::spool::RecordingState::Ended, 2);
+        row
     }
 
     fn viewer(name: &str, role: Role) -> Viewer {

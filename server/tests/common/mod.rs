@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libsegura::chunk::{ChunkEncoder, Event, Record, SealedChunk, Stream};
-use libsegura::spool::{Mode, RecordingKind, RecordingMeta, RecordingRow, RecordingState};
+use libsegura::spool::{RecordingRow, RecordingState};
 use libsegura::wire::{ChunkBatch, WireChunk, CHUNKS_CONTENT_TYPE};
 use serde_json::Value;
 use uuid::Uuid;
@@ -305,40 +305,7 @@ pub fn batch(chunks: &[&SealedChunk]) -> ChunkBatch {
 
 /// A recording's metadata as an agent would PUT it.
 pub fn recording_row(id: Uuid) -> RecordingRow {
-    RecordingRow {
-        meta: RecordingMeta {
-            id,
-            login_id: None,
-            kind: RecordingKind::Session,
-            user: "alice".into(),
-            uid: 1000,
-            gid: 1000,
-            group: "alice".into(),
-            host: "ws1".into(),
-            service: Some("sshd".into()),
-            tty: Some("/dev/pts/3".into()),
-            rhost: Some("10.0.0.9".into()),
-            command: vec!["-bash".into()],
-            cwd: Some("/home/alice".into()),
-            term: Some("xterm-256color".into()),
-            mode: Mode::Pty,
-            cols: 80,
-            rows: 24,
-            rule: Some("r1".into()),
-            started_at: 1_780_000_000_000_000,
-            recorder_pid: 4242,
-        },
-        ended_at: None,
-        exit_code: None,
-        exit_signal: None,
-        bytes_out: 0,
-        bytes_in: 0,
-        state: RecordingState::Recording,
-        note: None,
-        chunks: 0,
-        chunks_pending_upload: 0,
-        bytes_pending_upload: 0,
-    }
+    segura_server::fixtures::recording_row(id, "ws1")
 }
 
 /// The same recording, ended, announcing `chunks` chunks.
