@@ -114,10 +114,13 @@ impl Drop for User {
     }
 }
 
-/// A file as it was: restored (or removed, if it did not exist) on drop.
+/// A file as it was: restored (or removed, if it did not exist) on drop; its directory too
+/// is removed if the test made it (and left it empty).
 pub struct Restore {
     path: PathBuf,
     original: Option<(Vec<u8>, u32)>,
+    /// The parent directory, when it did not exist yet.
+    new_dir: Option<PathBuf>,
 }
 
 impl Restore {
@@ -129,7 +132,12 @@ impl Restore {
                 .unwrap_or(0o644);
             (b, mode)
         });
-        Restore { path, original }
+        let new_dir = path.parent().filter(|d| !d.exists()).map(Path::to_path_buf);
+        Restore {
+            path,
+            original,
+            new_dir,
+        }
     }
 
     /// What the file held before the test.
@@ -149,6 +157,9 @@ impl Drop for Restore {
             None => {
                 let _ = std::fs::remove_file(&self.path);
             }
+        }
+        if let Some(dir) = &self.new_dir {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }

@@ -70,33 +70,14 @@ impl Drop for WrapGuard<'_> {
 }
 
 /// Keeps /etc/segura as it was (the table of wrapped programs lives there).
-struct EtcSegura {
-    _wrapped: Restore,
-    created: bool,
-}
-
-impl EtcSegura {
-    fn new() -> EtcSegura {
-        EtcSegura {
-            created: !Path::new("/etc/segura").exists(),
-            _wrapped: Restore::new("/etc/segura/wrapped"),
-        }
-    }
-}
-
-impl Drop for EtcSegura {
-    fn drop(&mut self) {
-        if self.created {
-            let _ = std::fs::remove_file("/etc/segura/wrapped");
-            let _ = std::fs::remove_dir("/etc/segura");
-        }
-    }
+fn keep_etc_segura() -> Restore {
+    Restore::new("/etc/segura/wrapped")
 }
 
 #[test]
 fn a_wrapped_program_and_its_link_are_recorded_for_the_primary_group_and_audited_for_others() {
     let _lock = exclusive();
-    let _etc = EtcSegura::new();
+    let _etc = keep_etc_segura();
     let (_g1, _g2) = (Group::create("sgtrec"), Group::create("sgtother"));
     let alice = User::create("sgtalice", "sgtrec", &[]);
     let bob = User::create("sgtbob", "sgtother", &["sgtrec"]);
@@ -228,7 +209,7 @@ fn a_wrapped_program_and_its_link_are_recorded_for_the_primary_group_and_audited
 #[test]
 fn wrapped_ping_keeps_its_capability_uploads_at_exit_and_keeps_the_run_when_offline() {
     let _lock = exclusive();
-    let _etc = EtcSegura::new();
+    let _etc = keep_etc_segura();
     let ping = Path::new("/usr/bin/ping");
     let before = (
         sha256(ping),
@@ -348,7 +329,7 @@ fn wrapped_ping_keeps_its_capability_uploads_at_exit_and_keeps_the_run_when_offl
 #[test]
 fn wrapping_follows_the_platforms_policy_on_sync() {
     let _lock = exclusive();
-    let _etc = EtcSegura::new();
+    let _etc = keep_etc_segura();
     let install = Install::new("");
     let progs = install.dir.path().join("progs");
     std::fs::create_dir(&progs).unwrap();
@@ -408,7 +389,7 @@ fn wrapping_follows_the_platforms_policy_on_sync() {
 #[test]
 fn unwrap_all_puts_every_wrapped_program_back() {
     let _lock = exclusive();
-    let _etc = EtcSegura::new();
+    let _etc = keep_etc_segura();
     let install = Install::new("");
     let progs = install.dir.path().join("progs");
     std::fs::create_dir(&progs).unwrap();
@@ -463,7 +444,7 @@ fn unwrap_all_puts_every_wrapped_program_back() {
 #[test]
 fn a_recorded_run_inside_an_armed_login_belongs_to_that_login() {
     let _lock = exclusive();
-    let _etc = EtcSegura::new();
+    let _etc = keep_etc_segura();
     let _g = Group::create("sgtrec");
     let alice = User::create("sgtalice", "sgtrec", &[]);
     let install = Install::new("");

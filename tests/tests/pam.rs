@@ -171,11 +171,9 @@ fn broken_configuration_fails_open_or_closed_as_configured() {
 struct Enrolled<'a> {
     users: Vec<&'a User>,
     _shells: Restore,
-    created_etc: bool,
 }
 
 fn enroll<'a>(install: &Install, users: &[&'a User]) -> Enrolled<'a> {
-    let created_etc = !Path::new("/etc/segura").exists();
     let shells = Restore::new("/etc/segura/shells");
     let mut c = Command::new(bin("segura"));
     c.arg("enroll").arg("--shell").arg(&install.shell);
@@ -189,7 +187,6 @@ fn enroll<'a>(install: &Install, users: &[&'a User]) -> Enrolled<'a> {
     Enrolled {
         users: users.to_vec(),
         _shells: shells,
-        created_etc,
     }
 }
 
@@ -201,10 +198,6 @@ impl Drop for Enrolled<'_> {
             c.arg(&u.name);
         }
         let _ = c.output();
-        if self.created_etc {
-            let _ = std::fs::remove_file("/etc/segura/shells");
-            let _ = std::fs::remove_dir("/etc/segura");
-        }
     }
 }
 
