@@ -70,6 +70,13 @@ impl Role {
             Role::Auditor => "auditor",
         }
     }
+
+    /// The role [`Role::as_str`] names.
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::Auditor]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
 }
 
 /// A new enrolled host, as the store records it.

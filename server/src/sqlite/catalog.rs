@@ -1359,14 +1359,10 @@ fn log_access_conn(
 }
 
 fn role_of(user: &str, role: &str) -> Result<Role, StoreError> {
-    match role {
-        "admin" => Ok(Role::Admin),
-        "auditor" => Ok(Role::Auditor),
-        other => Err(StoreError::Corrupt {
-            what: format!("user {user}"),
-            detail: format!("unknown role {other:?}"),
-        }),
-    }
+    Role::parse(role).ok_or_else(|| StoreError::Corrupt {
+        what: format!("user {user}"),
+        detail: format!("unknown role {role:?}"),
+    })
 }
 
 #[cfg(test)]

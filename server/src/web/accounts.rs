@@ -8,7 +8,7 @@ use axum::Router;
 use maud::html;
 
 use super::page::{self, csrf, time, visible, Nav};
-use super::{blocking, error_page, redirect, role_label, AdminForm, Signed};
+use super::{blocking, error_page, redirect, AdminForm, Signed};
 use crate::api::Shared;
 use crate::auth;
 use crate::store::{Role, StoreError};
@@ -53,7 +53,7 @@ async fn page_with(
                     @let name = super::urlencode(&u.name);
                     tr data-account=(u.name) {
                         td { (visible(&u.name)) }
-                        td { (role_label(u.role)) }
+                        td { (u.role.as_str()) }
                         td { (time(u.created_at)) }
                         td.actions {
                             form.inline method="post" action=(format!("/accounts/{name}/password")) {
@@ -94,10 +94,9 @@ async fn page_with(
 async fn add(State(state): State<Shared>, AdminForm { signed, form }: AdminForm) -> Response {
     let name = form.get("name").trim().to_string();
     let password = form.get("password").to_string();
-    let role = match form.get("role") {
-        "admin" => Role::Admin,
-        "auditor" => Role::Auditor,
-        _ => {
+    let role = match Role::parse(form.get("role")) {
+        Some(role) => role,
+        None => {
             return page_with(
                 &state,
                 &signed,

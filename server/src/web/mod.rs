@@ -36,7 +36,7 @@ use maud::{html, Markup};
 use crate::api::Shared;
 use crate::auth;
 use crate::catalog::Viewer;
-use crate::store::{Role, StoreError};
+use crate::store::StoreError;
 
 pub use hosts::start_purger;
 pub use sessions::start_indexer;
@@ -494,14 +494,6 @@ pub fn html_response(markup: Markup) -> Response {
         markup.into_string(),
     )
         .into_response()
-}
-
-/// Role names as the UI shows them.
-pub fn role_label(r: Role) -> &'static str {
-    match r {
-        Role::Admin => "admin",
-        Role::Auditor => "auditor",
-    }
 }
 
 /// Query-string helper: the pairs of a form with one key replaced.

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 
-use super::{html_response, role_label, Signed};
+use super::{html_response, Signed};
 
 /// Our stylesheet and script (the repository's own), and asciinema-player from npm when the
 /// build found it (see build.rs).
@@ -119,7 +119,7 @@ pub fn layout_with(
                             }
                         }
                         form.signout method="post" action="/logout" {
-                            span.who { (signed.viewer.name) " (" (role_label(signed.viewer.role)) ")" }
+                            span.who { (signed.viewer.name) " (" (signed.viewer.role.as_str()) ")" }
                             input type="hidden" name="_csrf" value=(signed.csrf);
                             button type="submit" { "Sign out" }
                         }
